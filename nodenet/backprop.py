@@ -1,0 +1,135 @@
+"""Cached recursive backpropagation.
+
+For the output layer ``L``, ``dLoss/da(L)`` comes from the loss. Below it::
+
+    delta(l)    = dLoss/dz(l) = vjp of layer l's activation applied to dloss_da(l)
+    dloss_da(l) = delta(l + 1) @ W(l + 1)
+
+Both terms are memoised for the current forward pass, so each is computed once; the
+cache is cleared whenever a new pass starts (``Model.propagate``). The parameter
+gradients follow: ``dW(l) = delta(l).T @ a(l - 1)`` and ``db(l) = delta(l).sum(0)``,
+written straight into the flat gradient arrays at the layers' start indices.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .graph import Model
+
+
+class Backprop:
+    """The memo of one forward pass: ``dloss_da(l)`` and ``delta(l)`` per layer.
+
+    ``computed`` counts how often each term was actually evaluated (key
+    ``("dloss_da", l)`` or ``("delta", l)``), ``hits`` how often the memo answered.
+    """
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.targets: np.ndarray | None = None
+        self._dloss_da: dict[int, np.ndarray] = {}
+        self._delta: dict[int, np.ndarray] = {}
+        self.computed: Counter = Counter()
+        self.hits = 0
+        self.passes = 0
+
+    def clear(self) -> None:
+        """Forget everything of the previous pass (called when a new pass starts)."""
+        self.targets = None
+        self._dloss_da.clear()
+        self._delta.clear()
+        self.computed.clear()
+        self.hits = 0
+        self.passes += 1
+
+    def begin(self, targets: np.ndarray) -> None:
+        """Set the targets ``(n, N_L)`` of the current pass."""
+        out = self.model.layers[-1].a
+        if out is None or targets.shape != out.shape:
+            raise ValueError("run a forward pass on the same samples before backpropagating")
+        self.targets = targets
+
+    def _require_targets(self) -> None:
+        if self.targets is None:
+            raise RuntimeError(
+                "no targets for this pass: call begin(targets) after the forward pass"
+            )
+
+    def dloss_da(self, l: int) -> np.ndarray:
+        """``dLoss/da`` of layer ``l``, shape ``(n, N_l)``."""
+        if l in self._dloss_da:
+            self.hits += 1
+            return self._dloss_da[l]
+        self._require_targets()
+        model = self.model
+        if l == model.depth:
+            value = model.loss.gradient(model.layers[l].a, self.targets)
+        else:
+            value = self.delta(l + 1) @ model.layers[l + 1].W
+        self.computed["dloss_da", l] += 1
+        self._dloss_da[l] = value
+        return value
+
+    def delta(self, l: int) -> np.ndarray:
+        """``dLoss/dz`` of layer ``l``, shape ``(n, N_l)``. At the output layer the loss
+        gives it directly (fused ``a - t`` where the activation allows)."""
+        if l in self._delta:
+            self.hits += 1
+            return self._delta[l]
+        self._require_targets()
+        layer = self.model.layers[l]
+        if l == self.model.depth:
+            value = self.model.loss.delta(layer.activation, layer.z, layer.a, self.targets)
+        else:
+            value = layer.activation.vjp(layer.z, layer.a, self.dloss_da(l))
+        self.computed["delta", l] += 1
+        self._delta[l] = value
+        return value
+
+    def parameter_gradients(self, dW: np.ndarray, db: np.ndarray, accumulate: bool = False) -> None:
+        """Write (or with ``accumulate`` add) ``dW(l)`` and ``db(l)`` of every layer into
+        the flat arrays ``dW`` (shaped like ``weights``) and ``db`` (like ``biases``)."""
+        model = self.model
+        for l in range(model.depth, 0, -1):
+            delta = self.delta(l)
+            dW_l = model.layer_weights(dW, l)
+            db_l = model.layer_biases(db, l)
+            prev_a = model.layers[l - 1].a
+            if accumulate:
+                dW_l += delta.T @ prev_a
+                db_l += delta.sum(axis=0)
+            else:
+                np.matmul(delta.T, prev_a, out=dW_l)
+                np.sum(delta, axis=0, out=db_l)
+
+
+def batch_gradient(
+    model: Model,
+    x: np.ndarray,
+    t: np.ndarray,
+    dW: np.ndarray,
+    db: np.ndarray,
+    accumulate: bool = False,
+) -> tuple[float, float]:
+    """Forward pass and cached backprop of one batch: the one code path that the
+    in-process backend and every worker run.
+
+    ``x`` (n, N_0) and ``t`` (n, N_L) are already validated and of the model's dtype.
+    Writes (or adds) the gradients summed over the samples into ``dW`` and ``db``;
+    returns ``(loss_sum, n_correct)``.
+    """
+    a = model.propagate(x)
+    model.backprop.begin(t)
+    model.backprop.parameter_gradients(dW, db, accumulate)
+    return model.loss.value(a, t), model.loss.count_correct(a, t)
+
+
+def batch_evaluate(model: Model, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+    """Forward pass only: ``(loss_sum, n_correct)`` of validated ``x`` and ``t``."""
+    a = model.propagate(x)
+    return model.loss.value(a, t), model.loss.count_correct(a, t)

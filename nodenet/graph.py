@@ -1,0 +1,303 @@
+"""The node graph: ``Node``, ``Layer`` and ``Model`` over one flat weight array and one
+flat bias array.
+
+Layer ``l`` (``l = 1..L``; layer 0 is the input) owns the block
+``weights[weight_start[l] : weight_start[l] + N_l * N_{l-1}]``, seen as ``layer.W`` of
+shape ``(N_l, N_{l-1})`` (row ``j`` holds the weights into node ``j``), and the block
+``biases[bias_start[l] : bias_start[l] + N_l]``, seen as ``layer.b`` of shape ``(N_l,)``.
+Both are views, so an optimiser step on the flat arrays updates every layer at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .activations import Activation, Identity, get_activation
+from .backprop import Backprop, batch_gradient
+from .init import initialise
+from .losses import Loss, get_loss
+
+
+class Node:
+    """One node ``j`` of a layer. ``z``, ``a`` (shape ``(n,)``), ``weights_in``
+    (shape ``(N_{l-1},)``) and ``bias`` (shape ``(1,)``) are views into its layer."""
+
+    def __init__(self, layer: Layer, index: int):
+        self.layer = layer
+        self.index = index
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.layer.z[:, self.index]
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.layer.a[:, self.index]
+
+    @property
+    def weights_in(self) -> np.ndarray:
+        return self.layer.W[self.index]
+
+    @property
+    def bias(self) -> np.ndarray:
+        return self.layer.b[self.index : self.index + 1]
+
+    def calculate(self, prev_a: np.ndarray) -> np.ndarray:
+        """The slow, readable pre-activation ``z_j = b_j + sum_i w_ji * a_i``.
+
+        ``prev_a`` has shape ``(n, N_{l-1})``; returns ``z_j`` of shape ``(n,)``. The
+        layer's vectorised ``z[:, j]`` must equal this (tests check it node by node).
+        """
+        z = np.full(prev_a.shape[0], self.bias[0], dtype=prev_a.dtype)
+        for i, w in enumerate(self.weights_in):
+            z += w * prev_a[:, i]
+        return z
+
+    def __repr__(self) -> str:
+        return f"Node(layer={self.layer.index}, index={self.index})"
+
+
+class Layer:
+    """``N`` nodes with one activation. After :meth:`Model.construct`, ``W`` (N, N_prev)
+    and ``b`` (N,) are views into the model's flat arrays; after a forward pass ``z`` and
+    ``a`` hold the pre-activations and activations of the samples in hand, shape (n, N)."""
+
+    def __init__(self, size: int, activation: str | dict | Activation = "relu"):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"layer size must be a positive integer, got {size!r}")
+        self.size = int(size)
+        self.activation = get_activation(activation)
+        self.index: int | None = None
+        self.W: np.ndarray | None = None
+        self.b: np.ndarray | None = None
+        self.z: np.ndarray | None = None
+        self.a: np.ndarray | None = None
+        self.nodes: list[Node] = []
+
+    def bind(self, index: int, W: np.ndarray, b: np.ndarray) -> None:
+        """Attach this layer to position ``index`` with parameter views ``W`` and ``b``."""
+        self.index, self.W, self.b = index, W, b
+        self.nodes = [Node(self, j) for j in range(self.size)]
+
+    def forward(self, prev_a: np.ndarray) -> np.ndarray:
+        """``z = prev_a @ W.T + b``, ``a = f(z)``; ``prev_a`` (n, N_prev) -> ``a`` (n, N).
+
+        The ``z`` and ``a`` buffers are reused while the number of samples stays the same.
+        """
+        shape = (prev_a.shape[0], self.size)
+        if self.z is None or self.z.shape != shape or self.z.dtype != self.W.dtype:
+            self.z = np.empty(shape, dtype=self.W.dtype)
+            self.a = np.empty(shape, dtype=self.W.dtype)
+        np.matmul(prev_a, self.W.T, out=self.z)
+        self.z += self.b
+        self.activation.forward(self.z, out=self.a)
+        return self.a
+
+    def __repr__(self) -> str:
+        return f"Layer({self.size}, {self.activation!r})"
+
+
+class InputLayer(Layer):
+    """Layer 0: holds the input samples as its ``a`` (and ``z``); has no parameters."""
+
+    def __init__(self, size: int):
+        super().__init__(size, Identity())
+
+    def forward(self, prev_a: np.ndarray) -> np.ndarray:
+        self.z = self.a = prev_a
+        return prev_a
+
+    def __repr__(self) -> str:
+        return f"InputLayer({self.size})"
+
+
+class Model:
+    """A multi-layer perceptron: ``Model(784, CrossEntropy(), [Layer(128, ReLU()), ...])``.
+
+    ``layers[0]`` is the input layer; ``layers[1:]`` are the given layers. Call
+    :meth:`construct` before use.
+    """
+
+    def __init__(self, input_size: int, loss: str | Loss, layers: Sequence[Layer]):
+        if not layers:
+            raise ValueError("a model needs at least one layer")
+        for layer in layers:
+            if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
+                raise ValueError(f"layers must be Layer objects, got {layer!r}")
+        self.loss = get_loss(loss)
+        self.layers: list[Layer] = [InputLayer(input_size), *layers]
+        self.weights: np.ndarray | None = None
+        self.biases: np.ndarray | None = None
+        self.weight_start: list[int] = []
+        self.bias_start: list[int] = []
+        self.backprop = Backprop(self)
+        #: optional input transform (see nodenet.data.Normaliser), saved with the model
+        self.normaliser = None
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def sizes(self) -> list[int]:
+        """Nodes per layer, input layer first: ``[N_0, N_1, ..., N_L]``."""
+        return [layer.size for layer in self.layers]
+
+    @property
+    def depth(self) -> int:
+        """Number of layers with parameters, ``L``."""
+        return len(self.layers) - 1
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].size
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.weights.dtype
+
+    @property
+    def parameter_count(self) -> int:
+        sizes = self.sizes
+        return sum(sizes[l] * sizes[l - 1] + sizes[l] for l in range(1, len(sizes)))
+
+    def construct(self, seed: int | None = 0, init: str = "he", dtype=np.float32) -> Model:
+        """Number the layers, fill ``weight_start`` / ``bias_start``, allocate the flat
+        ``weights`` and ``biases`` arrays, bind every layer's views and initialise."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        sizes = self.sizes
+        self.weight_start, self.bias_start = [0], [0]
+        w_next = b_next = 0
+        for l in range(1, len(sizes)):
+            self.weight_start.append(w_next)
+            self.bias_start.append(b_next)
+            w_next += sizes[l] * sizes[l - 1]
+            b_next += sizes[l]
+        self.rebind(np.zeros(w_next, dtype=dtype), np.zeros(b_next, dtype=dtype))
+        initialise(self, init, np.random.default_rng(seed))
+        return self
+
+    def rebind(self, weights: np.ndarray, biases: np.ndarray) -> None:
+        """Use ``weights`` and ``biases`` (e.g. arrays in shared memory) as the flat
+        parameter arrays and re-create every layer's views into them."""
+        n_biases = sum(self.sizes[1:])
+        n_weights = self.parameter_count - n_biases
+        if weights.shape != (n_weights,) or biases.shape != (n_biases,):
+            raise ValueError(
+                f"flat arrays must have shapes ({n_weights},) and ({n_biases},), "
+                f"got {weights.shape} and {biases.shape}"
+            )
+        if biases.dtype != weights.dtype:
+            raise ValueError(
+                f"weights ({weights.dtype}) and biases ({biases.dtype}) differ in dtype"
+            )
+        self.weights, self.biases = weights, biases
+        self.layers[0].bind(0, None, None)
+        for l in range(1, len(self.layers)):
+            n, n_prev = self.sizes[l], self.sizes[l - 1]
+            ws, bs = self.weight_start[l], self.bias_start[l]
+            W = weights[ws : ws + n * n_prev].reshape(n, n_prev)
+            self.layers[l].bind(l, W, biases[bs : bs + n])
+        self.backprop.clear()
+
+    def layer_weights(self, flat: np.ndarray, l: int) -> np.ndarray:
+        """Layer ``l``'s ``(N_l, N_{l-1})`` view into any flat weight-shaped array."""
+        n, n_prev = self.sizes[l], self.sizes[l - 1]
+        start = self.weight_start[l]
+        return flat[start : start + n * n_prev].reshape(n, n_prev)
+
+    def layer_biases(self, flat: np.ndarray, l: int) -> np.ndarray:
+        """Layer ``l``'s ``(N_l,)`` view into any flat bias-shaped array."""
+        start = self.bias_start[l]
+        return flat[start : start + self.sizes[l]]
+
+    # ---------------------------------------------------------------- validation
+    def _require_constructed(self) -> None:
+        if self.weights is None:
+            raise RuntimeError("call model.construct() before using the model")
+
+    def check_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Validate inputs at the API edge and return them as a (n, N_0) array of the
+        model's dtype. Raises ``ValueError`` on a wrong width or NaN/infinity."""
+        self._require_constructed()
+        x = np.asarray(x)
+        if x.ndim == 1 and x.shape[0] == self.input_size:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"inputs must have shape (n, {self.input_size}), got {np.shape(x)}")
+        if not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"inputs must be numeric, got dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        if not np.isfinite(x).all():
+            row = int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0])
+            raise ValueError(f"inputs contain NaN or infinity (first at row {row})")
+        return x
+
+    def targets(self, y: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Convert labels (class indices ``(n,)`` or one-hot ``(n, K)``) to the target
+        matrix ``(n, K)`` of the model's dtype, validated by the loss."""
+        self._require_constructed()
+        t = self.loss.targets(y, self.output_size, self.dtype)
+        if n is not None and len(t) != n:
+            raise ValueError(f"got {n} input rows but {len(t)} targets")
+        return t
+
+    # ------------------------------------------------------------------ passes
+    def propagate(self, x: np.ndarray) -> np.ndarray:
+        """Forward pass without validation (the hot path): ``x`` (n, N_0) of the
+        model's dtype -> output layer ``a`` (n, N_L), a buffer reused by the next pass.
+        Starts a new pass: the backprop cache is cleared."""
+        self.backprop.clear()
+        a = x
+        for layer in self.layers:
+            a = layer.forward(a)
+        return a
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Validated forward pass: ``x`` (n, N_0) -> a copy of the outputs (n, N_L).
+        Every layer keeps its ``z`` and ``a``."""
+        return self.propagate(self.check_inputs(x)).copy()
+
+    __call__ = forward
+
+    def gradient(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Loss and flat parameter gradients summed over the ``n`` samples.
+
+        ``x`` (n, N_0); ``y`` class indices (n,) or targets (n, N_L). Returns
+        ``(loss_sum, dW, db)`` with ``dW`` shaped like ``weights`` and ``db`` like ``biases``.
+        """
+        x = self.check_inputs(x)
+        t = self.targets(y, len(x))
+        dW, db = np.zeros_like(self.weights), np.zeros_like(self.biases)
+        loss_sum, _ = batch_gradient(self, x, t, dW, db)
+        return loss_sum, dW, db
+
+    def __repr__(self) -> str:
+        body = ", ".join(repr(layer) for layer in self.layers[1:])
+        return f"Model({self.input_size}, {self.loss!r}, [{body}])"
+
+    # ------------------------------------------------------------ description
+    def config(self) -> dict:
+        """JSON-serialisable architecture; ``Model.from_config`` rebuilds it."""
+        return {
+            "input_size": self.input_size,
+            "loss": self.loss.name,
+            "layers": [
+                {"size": layer.size, "activation": layer.activation.config()}
+                for layer in self.layers[1:]
+            ],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Model:
+        """Rebuild an (unconstructed) model from :meth:`config` output."""
+        try:
+            layers = [Layer(int(spec["size"]), spec["activation"]) for spec in config["layers"]]
+            return cls(int(config["input_size"]), config["loss"], layers)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"invalid model architecture: missing or bad field {exc}") from exc

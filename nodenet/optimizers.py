@@ -1,0 +1,222 @@
+"""Optimisers that update the flat ``weights`` and ``biases`` arrays in place.
+
+``opt.step(weights, biases, dW, db)`` takes the gradients of the *mean* loss of a
+mini-batch (the caller divides the summed gradients by the batch size). Each optimiser
+keeps its state arrays (one per parameter array) and updates element-wise:
+``g`` is the gradient, ``p`` the parameter, ``t`` the step number (from 1).
+
+``weight_decay`` adds ``weight_decay * p`` to the gradient of the weights (L2; biases
+are never decayed), except in :class:`AdamW`, which decays the weights directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Optimizer:
+    """Base class: validates the settings and runs :meth:`update` on each flat array."""
+
+    name = "optimizer"
+
+    def __init__(self, lr: float = 0.01, weight_decay: float = 0.0):
+        _check_positive("lr", lr)
+        _check_range("weight_decay", weight_decay, 0, np.inf)
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.t = 0
+        self.state: list[dict[str, np.ndarray]] = [{}, {}]
+
+    def step(self, weights: np.ndarray, biases: np.ndarray, dW: np.ndarray, db: np.ndarray):
+        """One update of both flat arrays, in place."""
+        self.t += 1
+        if self.weight_decay and not isinstance(self, AdamW):
+            dW = dW + self.weight_decay * weights
+        self.update(self.state[0], weights, dW)
+        self.update(self.state[1], biases, db)
+
+    def update(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def buffer(state: dict[str, np.ndarray], key: str, like: np.ndarray) -> np.ndarray:
+        """The state array ``key`` (zeros the first time), shaped and typed like ``like``."""
+        if key not in state or state[key].shape != like.shape:
+            state[key] = np.zeros_like(like)
+        return state[key]
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """All state as named arrays (for checkpoints); ``t`` included."""
+        arrays = {f"{i}_{k}": v for i, s in enumerate(self.state) for k, v in s.items()}
+        arrays["t"] = np.array(self.t)
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_arrays` returned."""
+        self.t = int(arrays["t"])
+        self.state = [{}, {}]
+        for key, value in arrays.items():
+            if key != "t":
+                i, name = key.split("_", 1)
+                self.state[int(i)][name] = np.array(value)
+
+    def config(self) -> dict:
+        return {"name": self.name, "lr": self.lr, "weight_decay": self.weight_decay}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """``p -= lr * g``."""
+
+    name = "sgd"
+
+    def update(self, state, p, g):
+        p -= self.lr * g
+
+
+class Momentum(Optimizer):
+    """Heavy ball: ``v = momentum * v + g``; ``p -= lr * v``."""
+
+    name = "momentum"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0):
+        super().__init__(lr, weight_decay)
+        _check_range("momentum", momentum, 0, 1)
+        self.momentum = float(momentum)
+
+    def update(self, state, p, g):
+        v = self.buffer(state, "v", p)
+        v *= self.momentum
+        v += g
+        p -= self.lr * v
+
+    def config(self):
+        return {**super().config(), "momentum": self.momentum}
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum: ``v = momentum * v + g``; ``p -= lr * (g + momentum * v)``."""
+
+    name = "nesterov"
+
+    def update(self, state, p, g):
+        v = self.buffer(state, "v", p)
+        v *= self.momentum
+        v += g
+        p -= self.lr * (g + self.momentum * v)
+
+
+class RMSProp(Optimizer):
+    """``s = rho * s + (1 - rho) * g^2``; ``p -= lr * g / (sqrt(s) + eps)``."""
+
+    name = "rmsprop"
+
+    def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        _check_range("rho", rho, 0, 1)
+        _check_positive("eps", eps)
+        self.rho, self.eps = float(rho), float(eps)
+
+    def update(self, state, p, g):
+        s = self.buffer(state, "s", p)
+        s *= self.rho
+        s += (1 - self.rho) * g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+    def config(self):
+        return {**super().config(), "rho": self.rho, "eps": self.eps}
+
+
+class Adagrad(Optimizer):
+    """``s += g^2``; ``p -= lr * g / (sqrt(s) + eps)``."""
+
+    name = "adagrad"
+
+    def __init__(self, lr=0.01, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        _check_positive("eps", eps)
+        self.eps = float(eps)
+
+    def update(self, state, p, g):
+        s = self.buffer(state, "s", p)
+        s += g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+    def config(self):
+        return {**super().config(), "eps": self.eps}
+
+
+class Adam(Optimizer):
+    """``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)`` and
+    ``v_hat = v / (1 - b2^t)``."""
+
+    name = "adam"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        _check_range("beta1", beta1, 0, 1)
+        _check_range("beta2", beta2, 0, 1)
+        _check_positive("eps", eps)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def update(self, state, p, g):
+        m = self.buffer(state, "m", p)
+        v = self.buffer(state, "v", p)
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * (g * g)
+        step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        eps_hat = self.eps * np.sqrt(1 - self.beta2**self.t)
+        denom = np.sqrt(v)
+        denom += eps_hat
+        p -= step * m / denom
+
+    def config(self):
+        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``W -= lr * weight_decay * W`` before the Adam
+    step (biases are not decayed)."""
+
+    name = "adamw"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
+
+    def step(self, weights, biases, dW, db):
+        weights *= 1 - self.lr * self.weight_decay
+        super().step(weights, biases, dW, db)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSProp, Adagrad, Adam, AdamW)
+}
+
+
+def get_optimizer(name: str, **settings) -> Optimizer:
+    """Build an optimiser by name; settings it does not take are ignored, so one set of
+    command-line flags serves every optimiser."""
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    cls = OPTIMIZERS[key]
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in settings.items() if k in accepted and v is not None})
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not (isinstance(value, (int, float)) and low <= value < high):
+        raise ValueError(f"{name} must lie in [{low}, {high}), got {value!r}")

@@ -1,0 +1,85 @@
+"""Prediction and evaluation: probabilities, thresholds, accuracy, confusion matrix.
+
+These functions take *raw* inputs and apply ``model.normaliser`` when the model has one,
+so a saved model predicts on data exactly as it was given to training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backprop import batch_evaluate
+from .graph import Model
+
+CHUNK = 4096
+
+
+def prepare(model: Model, x: np.ndarray) -> np.ndarray:
+    """Validate raw inputs ``x`` (n, N_0) and apply the model's normaliser."""
+    x = model.check_inputs(x)
+    if model.normaliser is not None:
+        x = model.normaliser(x, model.dtype)
+    return x
+
+
+def predict_proba(model: Model, x: np.ndarray) -> np.ndarray:
+    """Output activations (n, N_L) for raw inputs ``x`` (n, N_0), in chunks."""
+    x = prepare(model, x)
+    return (
+        np.concatenate([model.propagate(x[i : i + CHUNK]).copy() for i in range(0, len(x), CHUNK)])
+        if len(x)
+        else np.empty((0, model.output_size), dtype=model.dtype)
+    )
+
+
+def apply_threshold(proba: np.ndarray, threshold: str | float | None = "argmax") -> np.ndarray:
+    """Turn probabilities (n, K) into decisions.
+
+    ``"argmax"``: class indices (n,) (for a single output node, ``p >= 0.5``);
+    a float: a 0/1 matrix (n, K) marking every class whose probability reaches it;
+    ``None`` or ``"none"``: the probabilities unchanged.
+    """
+    if threshold is None or threshold == "none":
+        return proba
+    if threshold == "argmax":
+        if proba.shape[1] == 1:
+            return (proba[:, 0] >= 0.5).astype(np.int64)
+        return proba.argmax(axis=1)
+    try:
+        cut = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"threshold must be 'argmax', 'none' or a number, got {threshold!r}"
+        ) from None
+    if not 0 <= cut <= 1:
+        raise ValueError(f"a float threshold must lie in [0, 1], got {cut}")
+    return (proba >= cut).astype(np.int64)
+
+
+def predict(model: Model, x: np.ndarray, threshold: str | float | None = "argmax") -> np.ndarray:
+    """Decisions for raw inputs ``x``; see :func:`apply_threshold`."""
+    return apply_threshold(predict_proba(model, x), threshold)
+
+
+def evaluate(model: Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Mean loss and accuracy of raw inputs ``x`` against labels ``y``."""
+    x = prepare(model, x)
+    t = model.targets(y, len(x))
+    loss = correct = 0.0
+    for i in range(0, len(x), CHUNK):
+        piece_loss, piece_correct = batch_evaluate(model, x[i : i + CHUNK], t[i : i + CHUNK])
+        loss += piece_loss
+        correct += piece_correct
+    n = max(len(x), 1)
+    return {"loss": loss / n, "accuracy": correct / n, "samples": len(x)}
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts ``C[i, j]`` of samples of true class ``i`` predicted as ``j``; (K, K)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix

@@ -1,0 +1,48 @@
+"""Shared fixtures: real MNIST from $NODENET_DATA (never the network) and small models."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from nodenet import CrossEntropy, Layer, Model, ReLU, Softmax
+from nodenet.data import DataError, Normaliser, load_mnist
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """``(train, test)`` MNIST splits. Skips when ``NODENET_DATA`` is unset, unless
+    ``NODENET_REQUIRE_DATA=1`` (set by .ci/run), where a missing file fails the test."""
+    if not os.environ.get("NODENET_DATA"):
+        if os.environ.get("NODENET_REQUIRE_DATA") == "1":
+            pytest.fail("NODENET_DATA is not set but NODENET_REQUIRE_DATA=1")
+        pytest.skip("set NODENET_DATA to a folder with mnist/ to run the MNIST tests")
+    try:
+        return load_mnist()
+    except DataError as exc:
+        if os.environ.get("NODENET_REQUIRE_DATA") == "1":
+            raise
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """2,000 training images scaled to [0, 1], with labels: a quick real task."""
+    train, _ = mnist
+    x = Normaliser.fit("scale", train.x)(train.x[:2000])
+    return x, train.y[:2000]
+
+
+def mlp(sizes, hidden="relu", output="softmax", loss="cross_entropy", seed=0, dtype=np.float32):
+    """A constructed model with layer sizes ``sizes`` (input first)."""
+    layers = [Layer(n, hidden) for n in sizes[1:-1]] + [Layer(sizes[-1], output)]
+    return Model(sizes[0], loss, layers).construct(seed=seed, dtype=dtype)
+
+
+@pytest.fixture
+def mnist_model():
+    return Model(
+        784, CrossEntropy(), [Layer(128, ReLU()), Layer(64, ReLU()), Layer(10, Softmax())]
+    ).construct(seed=0)

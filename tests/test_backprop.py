@@ -1,0 +1,170 @@
+"""Cached recursive backprop: memo counts, cache clearing, gradients against finite
+differences, and the numerics of Softmax / CrossEntropy."""
+
+import numpy as np
+import pytest
+
+from nodenet import CrossEntropy, Identity, Softmax
+from nodenet.gradcheck import check_gradients, main
+from tests.conftest import mlp
+
+
+def _data(n_in, n_out, n=6, seed=0, kind="classes"):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_in))
+    if kind == "classes":
+        return x, rng.integers(0, n_out, size=n)
+    if kind == "binary":
+        return x, rng.integers(0, 2, size=(n, n_out)).astype(float)
+    return x, rng.normal(size=(n, n_out))
+
+
+def test_each_term_is_computed_once_per_pass():
+    model = mlp([5, 6, 5, 4, 3], dtype=np.float64)
+    x, y = _data(5, 3)
+    model.gradient(x, y)
+    bp = model.backprop
+    L = model.depth
+    assert bp.computed == {
+        **{("delta", l): 1 for l in range(1, L + 1)},
+        **{("dloss_da", l): 1 for l in range(1, L)},  # the output's is fused into delta(L)
+    }
+    assert bp.hits == L - 1  # parameter_gradients re-reads delta(l) for l < L from the memo
+    before = dict(bp.computed)
+    for l in range(1, L + 1):
+        bp.delta(l)
+        bp.dloss_da(l) if l < L else None
+    assert bp.computed == before  # asking again never recomputes
+    bp.dloss_da(L)  # not needed by the fused path; computed on request, once
+    bp.dloss_da(L)
+    assert bp.computed["dloss_da", L] == 1
+
+
+def test_cache_is_cleared_by_a_new_pass_and_never_stale():
+    model = mlp([4, 5, 3], dtype=np.float64, seed=2)
+    fresh = mlp([4, 5, 3], dtype=np.float64, seed=2)
+    x1, y1 = _data(4, 3, seed=1)
+    x2, y2 = _data(4, 3, seed=2)
+    model.gradient(x1, y1)
+    passes = model.backprop.passes
+    model.forward(x2)
+    assert model.backprop.passes == passes + 1
+    assert not model.backprop.computed and model.backprop.targets is None
+    with pytest.raises(RuntimeError, match="no targets"):
+        model.backprop.delta(1)  # the old targets and terms are gone
+    loss, dW, db = model.gradient(x2, y2)
+    loss_f, dW_f, db_f = fresh.gradient(x2, y2)
+    assert loss == loss_f
+    np.testing.assert_array_equal(dW, dW_f)
+    np.testing.assert_array_equal(db, db_f)
+
+
+def test_gradient_is_the_sum_over_samples():
+    model = mlp([4, 5, 3], dtype=np.float64)
+    x, y = _data(4, 3, n=5)
+    loss, dW, db = model.gradient(x, y)
+    parts = [model.gradient(x[i : i + 1], y[i : i + 1]) for i in range(5)]
+    assert loss == pytest.approx(sum(p[0] for p in parts))
+    np.testing.assert_allclose(dW, sum(p[1] for p in parts), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(db, sum(p[2] for p in parts), rtol=1e-12, atol=1e-14)
+
+
+PAIRINGS = [
+    # hidden, output, loss, targets
+    ("relu", "softmax", "cross_entropy", "classes"),
+    ("leaky_relu", "softmax", "cross_entropy", "classes"),
+    ("sigmoid", "softmax", "cross_entropy", "classes"),
+    ("tanh", "softmax", "cross_entropy", "classes"),
+    ("identity", "softmax", "cross_entropy", "classes"),
+    ("tanh", "sigmoid", "binary_cross_entropy", "binary"),
+    ("relu", "sigmoid", "binary_cross_entropy", "binary"),
+    ("tanh", "identity", "squared_error", "real"),
+    ("sigmoid", "identity", "squared_error", "real"),
+    ("leaky_relu", "identity", "squared_error", "real"),
+    ("tanh", "softmax", "squared_error", "real"),  # not fused: full Softmax VJP
+    ("tanh", "sigmoid", "squared_error", "real"),
+    ("tanh", "tanh", "squared_error", "real"),
+]
+
+
+@pytest.mark.parametrize("hidden, output, loss, kind", PAIRINGS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradients_match_finite_differences(hidden, output, loss, kind, seed):
+    sizes = [5, 7, 6, 3]
+    model = mlp(sizes, hidden=hidden, output=output, loss=loss, dtype=np.float64, seed=seed)
+    x, y = _data(5, 3, n=8, seed=seed, kind=kind)
+    if hidden in ("relu", "leaky_relu"):
+        model.biases[:] = 0.1  # keep pre-activations away from the kink at 0
+    checks = check_gradients(model, x, y, max_per_layer=None)
+    assert len(checks) == 3
+    worst = max(c.max_error for c in checks)
+    assert worst < 1e-6, checks
+
+
+def test_gradient_check_notices_a_wrong_gradient(monkeypatch):
+    """The checker itself can fail: break the output delta and it must say so."""
+    model = mlp([4, 5, 3], hidden="tanh", dtype=np.float64)
+    x, y = _data(4, 3)
+    original = CrossEntropy.delta
+    monkeypatch.setattr(CrossEntropy, "delta", lambda self, *a: 1.01 * original(self, *a))
+    assert max(c.max_error for c in check_gradients(model, x, y)) > 1e-4
+
+
+def test_gradients_on_real_mnist_images(mnist):
+    train, _ = mnist
+    x = train.x[:16].astype(np.float64) / 255
+    model = mlp([784, 24, 12, 10], hidden="relu", dtype=np.float64, seed=4)
+    model.biases[:] = 0.05
+    checks = check_gradients(model, x, train.y[:16], max_per_layer=150)
+    assert max(c.max_error for c in checks) < 1e-6, checks
+
+
+def test_gradcheck_command_line(capsys):
+    assert main(["--hidden", "16", "8", "--activation", "tanh"]) == 0
+    out = capsys.readouterr().out
+    assert "largest relative error" in out and "ok" in out
+    assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 3
+
+
+def test_softmax_is_finite_for_huge_logits():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=np.float32)
+    a = Softmax().forward(z)
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-6)
+
+
+def test_cross_entropy_of_zero_probability_is_finite():
+    loss = CrossEntropy()
+    for dtype in (np.float32, np.float64):
+        a = np.array([[0.0, 1.0]], dtype=dtype)
+        t = np.array([[1.0, 0.0]], dtype=dtype)
+        assert np.isfinite(loss.value(a, t)) and loss.value(a, t) > 10
+        assert np.isfinite(loss.gradient(a, t)).all()
+
+
+def test_softmax_jacobian_matches_finite_differences_and_the_fused_path():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 5))
+    sm = Softmax()
+    a = sm.forward(z)
+    jac = sm.jacobian(z, a)
+    eps = 1e-6
+    for j in range(5):
+        dz = np.zeros_like(z)
+        dz[:, j] = eps
+        numeric = (sm.forward(z + dz) - sm.forward(z - dz)) / (2 * eps)
+        np.testing.assert_allclose(jac[:, :, j], numeric, atol=1e-9)
+    # the closed-form VJP equals g @ J, and with CrossEntropy it is a - y
+    g = rng.normal(size=(4, 5))
+    np.testing.assert_allclose(sm.vjp(z, a, g), np.einsum("ni,nij->nj", g, jac), atol=1e-12)
+    t = np.eye(5)[[0, 3, 1, 4]]
+    ce = CrossEntropy()
+    via_jacobian = np.einsum("ni,nij->nj", ce.gradient(a, t), jac)
+    np.testing.assert_allclose(via_jacobian, a - t, atol=1e-10)
+    np.testing.assert_allclose(ce.delta(sm, z, a, t), a - t, atol=0)
+
+
+def test_elementwise_jacobian_is_diagonal():
+    z = np.array([[0.5, -1.0]])
+    ident = Identity()
+    np.testing.assert_array_equal(ident.jacobian(z, z)[0], np.eye(2))

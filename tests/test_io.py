@@ -1,0 +1,94 @@
+"""Saving and loading models: .npz + JSON, no pickle, atomic, clear errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nodenet import io
+from nodenet.data import Normaliser
+from nodenet.io import ModelFileError
+from nodenet.predict import predict_proba
+from tests.conftest import mlp
+
+
+@pytest.fixture
+def model():
+    m = mlp([20, 12, 6, 4], hidden="tanh", seed=5)
+    x = np.random.default_rng(0).uniform(0, 255, size=(50, 20))
+    m.normaliser = Normaliser.fit("zscore", x)
+    return m
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, model):
+    x = np.random.default_rng(1).uniform(0, 255, size=(30, 20))
+    path = io.save(model, tmp_path / "model")
+    assert path.name == "model.npz" and (tmp_path / "model.json").is_file()
+    loaded = io.load(path)
+    assert repr(loaded) == repr(model)
+    assert loaded.dtype == model.dtype
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    np.testing.assert_array_equal(predict_proba(loaded, x), predict_proba(model, x))
+    assert loaded.normaliser.kind == "zscore"
+    assert io.load(tmp_path).sizes == model.sizes  # a folder holding model.npz works too
+
+
+def test_file_needs_no_pickle_and_json_is_readable(tmp_path, model):
+    path = io.save(model, tmp_path / "m.npz", metadata={"epochs": 3})
+    with np.load(path, allow_pickle=False) as npz:
+        assert all(npz[k].dtype != object for k in npz.files)
+    description = json.loads((tmp_path / "m.json").read_text())
+    assert description["layers"][0] == {"size": 12, "activation": {"name": "tanh"}}
+    assert description["metadata"] == {"epochs": 3}
+
+
+def test_truncated_file_raises_a_clear_error(tmp_path, model):
+    path = io.save(model, tmp_path / "m.npz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=r"m\.npz"):
+        io.load(path)
+
+
+def test_corrupt_and_missing_files_raise_clear_errors(tmp_path, model):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"this is not a zip file at all")
+    with pytest.raises(ModelFileError, match=r"not a readable \.npz"):
+        io.load(bad)
+    with pytest.raises(ModelFileError, match="no such file"):
+        io.load(tmp_path / "nothing.npz")
+
+
+def test_mismatched_architecture_raises(tmp_path, model):
+    path = io.save(model, tmp_path / "m.npz")
+    with np.load(path) as npz:
+        arrays = dict(npz)
+    arrays["weights"] = arrays["weights"][:-5]
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match="weights has shape"):
+        io.load(path)
+    arrays["weights"] = np.full(model.weights.shape, np.nan, dtype=np.float32)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match="NaN"):
+        io.load(path)
+    arrays["architecture"] = np.array('{"format": "something-else"}')
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match="unknown format"):
+        io.load(path)
+
+
+def test_write_is_atomic(tmp_path, model, monkeypatch):
+    path = io.save(model, tmp_path / "m.npz")
+    before = path.read_bytes()
+
+    def crash(f, **arrays):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    model.weights += 1
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        io.save(model, path)
+    assert path.read_bytes() == before  # the old file is intact
+    assert sorted(os.listdir(tmp_path)) == ["m.json", "m.npz"]  # no temporary left behind

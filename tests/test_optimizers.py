@@ -1,0 +1,118 @@
+"""Optimisers: a hand-computed step on a 3-parameter problem, and each one learning."""
+
+import numpy as np
+import pytest
+
+from nodenet import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp, fit
+from nodenet.optimizers import get_optimizer
+from nodenet.predict import evaluate
+from tests.conftest import mlp
+
+G_W = np.array([0.1, -0.2])
+G_B = np.array([0.3])
+
+# two steps with the same gradient: (optimiser, weights after 1, biases after 1, after 2)
+HAND = [
+    (SGD(lr=0.1), [0.99, -1.98], [0.47], [0.98, -1.96], [0.44]),
+    # v1 = g, p -= 0.1 g; v2 = 0.9 g + g = 1.9 g, p -= 0.19 g
+    (Momentum(lr=0.1, momentum=0.9), [0.99, -1.98], [0.47], [0.971, -1.942], [0.413]),
+    # p -= 0.1 (g + 0.9 * 1 g) = 0.19 g; then 0.1 (g + 0.9 * 1.9 g) = 0.271 g
+    (Nesterov(lr=0.1, momentum=0.9), [0.981, -1.962], [0.443], [0.9539, -1.9078], [0.3617]),
+    # s1 = 0.1 g^2: step 0.01 / sqrt(0.1); s2 = 0.19 g^2: step 0.01 / sqrt(0.19)
+    (
+        RMSProp(lr=0.01, rho=0.9),
+        [1 - 0.01 / np.sqrt(0.1), -2 + 0.01 / np.sqrt(0.1)],
+        [0.5 - 0.01 / np.sqrt(0.1)],
+        [
+            1 - 0.01 / np.sqrt(0.1) - 0.01 / np.sqrt(0.19),
+            -2 + 0.01 / np.sqrt(0.1) + 0.01 / np.sqrt(0.19),
+        ],
+        [0.5 - 0.01 / np.sqrt(0.1) - 0.01 / np.sqrt(0.19)],
+    ),
+    # s1 = g^2: step 0.1; s2 = 2 g^2: step 0.1 / sqrt(2)
+    (
+        Adagrad(lr=0.1),
+        [0.9, -1.9],
+        [0.4],
+        [0.9 - 0.1 / np.sqrt(2), -1.9 + 0.1 / np.sqrt(2)],
+        [0.4 - 0.1 / np.sqrt(2)],
+    ),
+    # bias-corrected m_hat = g and v_hat = g^2 at every step: a step of lr * sign(g)
+    (Adam(lr=0.01), [0.99, -1.99], [0.49], [0.98, -1.98], [0.48]),
+    # weights shrink by (1 - lr * wd) = 0.999 first, biases are not decayed
+    (
+        AdamW(lr=0.01, weight_decay=0.1),
+        [0.999 - 0.01, -1.998 + 0.01],
+        [0.49],
+        [(0.999 - 0.01) * 0.999 - 0.01, (-1.998 + 0.01) * 0.999 + 0.01],
+        [0.48],
+    ),
+    # L2 weight decay adds 0.5 * w to the weight gradient: [0.6, -1.2]
+    (SGD(lr=0.1, weight_decay=0.5), [0.94, -1.88], [0.47], None, None),
+]
+
+
+@pytest.mark.parametrize("opt, w1, b1, w2, b2", HAND, ids=lambda v: repr(v)[:30])
+def test_hand_computed_steps(opt, w1, b1, w2, b2):
+    w, b = np.array([1.0, -2.0]), np.array([0.5])
+    opt.step(w, b, G_W.copy(), G_B.copy())
+    np.testing.assert_allclose(w, w1, rtol=1e-6)
+    np.testing.assert_allclose(b, b1, rtol=1e-6)
+    if w2 is not None:
+        opt.step(w, b, G_W.copy(), G_B.copy())
+        np.testing.assert_allclose(w, w2, rtol=1e-6)
+        np.testing.assert_allclose(b, b2, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, lr",
+    [
+        ("sgd", 0.1),
+        ("momentum", 0.02),
+        ("nesterov", 0.02),
+        ("rmsprop", 1e-3),
+        ("adagrad", 0.02),
+        ("adam", 1e-3),
+        ("adamw", 1e-3),
+    ],
+)
+def test_each_optimiser_reduces_the_loss_on_mnist(mnist_small, name, lr):
+    x, y = mnist_small
+    model = mlp([784, 32, 10], seed=0)
+    before = evaluate(model, x, y)["loss"]
+    fit(
+        model,
+        x,
+        y,
+        epochs=2,
+        batch_size=64,
+        optimiser=get_optimizer(name, lr=lr),
+        validation=0.0,
+        seed=0,
+    )
+    after = evaluate(model, x, y)
+    assert after["loss"] < 0.5 * before, (before, after)
+    assert after["accuracy"] > 0.8
+
+
+def test_state_round_trip_continues_identically():
+    w, b = np.array([1.0, -2.0]), np.array([0.5])
+    a = Adam(lr=0.01)
+    a.step(w, b, G_W, G_B)
+    clone = Adam(lr=0.01)
+    clone.load_state_arrays(a.state_arrays())
+    w2, b2 = w.copy(), b.copy()
+    a.step(w, b, G_W * 3, G_B)
+    clone.step(w2, b2, G_W * 3, G_B)
+    np.testing.assert_array_equal(w, w2)
+    np.testing.assert_array_equal(b, b2)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        SGD(lr=-1)
+    with pytest.raises(ValueError, match="momentum"):
+        Momentum(momentum=1.5)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        get_optimizer("lbfgs")
+    assert get_optimizer("adam", lr=0.5, momentum=0.3).lr == 0.5  # unused flags are ignored

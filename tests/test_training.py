@@ -1,0 +1,108 @@
+"""fit(): in-process training on real MNIST, validation, history, callbacks, settings."""
+
+import numpy as np
+import pytest
+
+from nodenet import CrossEntropy, EarlyStopping, History, Layer, Model, ReLU, Softmax, fit
+from nodenet.data import Normaliser
+from nodenet.predict import confusion_matrix, evaluate, predict
+from tests.conftest import mlp
+
+
+def test_784_64_10_reaches_90_percent_in_two_epochs(mnist):
+    train, test = mnist
+    norm = Normaliser.fit("zscore", train.x[:10000])
+    model = Model(784, CrossEntropy(), [Layer(64, ReLU()), Layer(10, Softmax())]).construct(seed=0)
+    model.normaliser = norm
+    history = fit(
+        model,
+        norm(train.x[:10000]),
+        train.y[:10000],
+        epochs=2,
+        batch_size=64,
+        optimiser="adam",
+        lr=1e-3,
+        validation=0.0,
+        seed=0,
+    )
+    assert len(history.epochs) == 2
+    result = evaluate(model, test.x, test.y)
+    assert result["accuracy"] >= 0.90, result
+    assert result["samples"] == 10000
+
+
+def test_history_records_batches_epochs_and_validation(tmp_path, mnist_small):
+    x, y = mnist_small
+    model = mlp([784, 16, 10])
+    history = fit(model, x, y, epochs=2, batch_size=100, validation=0.25, validate_every=5)
+    batches, epochs = history.frame("batch"), history.frame("epoch")
+    assert len(batches) == 2 * 15 and len(epochs) == 2
+    assert set(epochs.columns) >= {
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "seconds",
+        "samples_per_s",
+    }
+    assert batches["val_loss"].notna().sum() == 2 * 3  # every 5th of 15 batches
+    assert epochs["val_accuracy"].between(0.2, 1).all()  # well above chance (0.1)
+    assert epochs["val_accuracy"].iloc[1] > epochs["val_accuracy"].iloc[0]
+    assert epochs["loss"].iloc[1] < epochs["loss"].iloc[0]
+    history.to_csv(tmp_path / "history.csv")
+    again = History.from_csv(tmp_path / "history.csv")
+    assert len(again.batches) == 30 and again.epochs[1]["epoch"] == 2
+    assert again.epochs[1]["loss"] == pytest.approx(history.epochs[1]["loss"])
+
+
+def test_explicit_validation_set_and_reproducible_runs(mnist_small):
+    x, y = mnist_small
+    runs = []
+    for _ in range(2):
+        model = mlp([784, 16, 10], seed=1)
+        fit(model, x[:1500], y[:1500], epochs=1, validation=(x[1500:], y[1500:]), seed=7)
+        runs.append(model.weights.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_early_stopping_ends_the_run():
+    stopper = EarlyStopping(monitor="val_loss", patience=2)
+    records = [{"val_loss": v} for v in (1.0, 0.9, 0.95, 0.97)]
+    assert [stopper.on_epoch_end(r, None, None, None) for r in records] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_predict_thresholds_and_confusion_matrix():
+    model = mlp([4, 3], seed=0)
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    labels = predict(model, x)
+    assert labels.shape == (6,) and labels.max() < 3
+    marks = predict(model, x, threshold=0.0)
+    assert marks.shape == (6, 3) and marks.all()
+    assert predict(model, x, threshold="none").shape == (6, 3)
+    cm = confusion_matrix([0, 1, 2, 2], [0, 2, 2, 2], 3)
+    np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 0, 1], [0, 0, 2]])
+    with pytest.raises(ValueError, match="threshold"):
+        predict(model, x, threshold="high")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"workers": -1}, "workers"),
+        ({"validation": 1.0}, "validation fraction"),
+        ({"validate_every": 0}, "validate_every"),
+    ],
+)
+def test_bad_settings_raise(kwargs, message):
+    model = mlp([4, 3])
+    x, y = np.zeros((10, 4)), np.zeros(10, dtype=int)
+    with pytest.raises(ValueError, match=message):
+        fit(model, x, y, **kwargs)
