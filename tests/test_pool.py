@@ -1,0 +1,254 @@
+"""The worker pool: equal to the in-process result, and safe on every exit path.
+
+Every test that could hang has a time bound (pytest-timeout and explicit deadlines).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nodenet import fit
+from nodenet.training import InProcess
+from tests.conftest import mlp
+from workers import WorkerError, WorkerPool
+from workers.shared import leftover_blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "State:\tZ" not in status
+
+
+def _wait_until(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _assert_clean(pool: WorkerPool):
+    assert not any(_alive(pid) for pid in pool.pids)
+    assert not any(p.is_alive() for p in pool.processes)
+    assert not set(pool.shared_blocks) & set(leftover_blocks())
+
+
+@pytest.fixture(scope="module")
+def data(mnist):
+    train, _ = mnist
+    x = train.x[:3000] / 255.0
+    return x, train.y[:3000]
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_pool_gradient_equals_in_process(data, dtype, tolerance, workers):
+    x, y = data
+    model = mlp([784, 32, 16, 10], dtype=dtype, seed=workers)
+    xs, t = model.check_inputs(x), model.targets(y)
+    batch = np.random.default_rng(0).choice(len(x), size=200, replace=False)
+    loss0, dW0, db0 = model.gradient(xs[batch], y[batch])
+    _, correct0 = InProcess(model, xs, t).evaluate(batch)
+    with WorkerPool(model, xs, t, workers=workers) as pool:
+        for chunk in (None, 1, 7, 64, 500):
+            pool.chunk = chunk
+            loss, correct, dW, db = pool.gradient(batch)
+            assert loss == pytest.approx(loss0, rel=tolerance)
+            assert correct == correct0
+            for got, want in ((dW, dW0), (db, db0)):
+                err = np.abs(got - want).max() / np.abs(want).max()
+                assert err <= tolerance, (chunk, err)
+        ev_loss, ev_correct = pool.evaluate(batch)
+        assert ev_loss == pytest.approx(loss0, rel=tolerance) and ev_correct == correct0
+        stats = pool.stats()
+        assert list(stats["worker"]) == list(range(workers))
+        assert stats["samples"].sum() == 6 * 200
+        assert {
+            "tasks",
+            "busy_s",
+            "idle_s",
+            "input_wait_s",
+            "output_put_s",
+            "samples_per_s",
+            "utilisation",
+        } <= set(stats.columns)
+    _assert_clean(pool)
+    assert not np.shares_memory(model.weights, pool.grad_w)  # private arrays are back
+
+
+def test_pool_sees_the_parents_optimiser_steps(data):
+    x, y = data
+    model = mlp([784, 16, 10], dtype=np.float64)
+    xs, t = model.check_inputs(x), model.targets(y)
+    batch = np.arange(100)
+    with WorkerPool(model, xs, t, workers=2) as pool:
+        before = pool.gradient(batch)[0]
+        model.weights *= 0.5  # in place, as every optimiser does
+        after = pool.gradient(batch)[0]
+        assert after == pytest.approx(model.gradient(xs[batch], y[batch])[0], rel=1e-12)
+        assert after != before
+
+
+@pytest.mark.slow
+def test_fit_with_two_workers_equals_in_process(data):
+    x, y = data
+    weights = []
+    for workers in (0, 2):
+        model = mlp([784, 32, 10], seed=0)
+        history = fit(model, x, y, epochs=2, batch_size=64, workers=workers, seed=5)
+        weights.append(model.weights.copy())
+    np.testing.assert_allclose(weights[1], weights[0], rtol=0, atol=1e-5)
+    assert history.worker_stats["samples"].sum() > 0
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_raises_gives_worker_error_with_traceback(data):
+    x, y = data
+    model = mlp([784, 8, 10])
+    with WorkerPool(model, model.check_inputs(x), model.targets(y), workers=2) as pool:
+        started = time.monotonic()
+        with pytest.raises(WorkerError) as info:
+            pool._run_step("no-such-task", np.arange(10))
+        assert time.monotonic() - started < 5
+    assert info.value.worker in (0, 1)
+    assert "Traceback" in info.value.worker_traceback
+    assert "unknown task kind 'no-such-task'" in str(info.value)
+    _assert_clean(pool)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_killed_mid_step_is_noticed(mnist):
+    train, _ = mnist
+    model = mlp([784, 256, 10])
+    x, t = model.check_inputs(train.x[:20000] / 255), model.targets(train.y[:20000])
+    with WorkerPool(model, x, t, workers=2, chunk=20) as pool:
+        victim = pool.pids[1]
+        killer = threading.Timer(0.3, os.kill, (victim, signal.SIGKILL))
+        started = time.monotonic()
+        killer.start()
+        with pytest.raises(WorkerError) as info:
+            for _ in range(50):  # long enough that the kill lands inside a step
+                pool.evaluate(np.arange(20000))
+        assert time.monotonic() - started < 10
+        killer.join()
+    assert info.value.worker == 1 and info.value.exitcode == -signal.SIGKILL
+    assert "worker 1" in str(info.value) and "exit code -9" in str(info.value)
+    _assert_clean(pool)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("exit_with", [None, RuntimeError, KeyboardInterrupt])
+def test_every_exit_path_joins_workers_and_unlinks_memory(data, exit_with):
+    x, y = data
+    model = mlp([784, 8, 10])
+    original = model.weights.copy()
+    pool = None
+    try:
+        with WorkerPool(model, model.check_inputs(x), model.targets(y), workers=2) as pool:
+            assert all(_alive(pid) for pid in pool.pids)
+            assert set(pool.shared_blocks) <= set(leftover_blocks())
+            pool.gradient(np.arange(50))
+            if exit_with is not None:
+                raise exit_with("stop here")
+    except (RuntimeError, KeyboardInterrupt):
+        pass
+    _assert_clean(pool)
+    np.testing.assert_array_equal(model.weights, original)  # usable after the pool
+    model.forward(x[:2])
+
+
+_ORPHAN_SCRIPT = """
+import os, signal, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+from tests.conftest import mlp
+from workers import WorkerPool
+if __name__ == "__main__":
+    model = mlp([20, 4, 3])
+    x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
+    pool = WorkerPool(model, x, model.targets(np.arange(50) % 3), workers=2)
+    print(" ".join(map(str, pool.pids)), " ".join(pool.shared_blocks), flush=True)
+    {ending}
+"""
+
+
+@pytest.mark.timeout(90)
+def test_workers_exit_by_themselves_when_the_parent_dies():
+    script = _ORPHAN_SCRIPT.format(root=str(ROOT), ending="os.kill(os.getpid(), signal.SIGKILL)")
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    pids = [int(p) for p in out.stdout.split()[:2]]
+    blocks = out.stdout.split()[2:]
+    assert _wait_until(lambda: not any(_alive(pid) for pid in pids), 10), "orphans still run"
+    # the parent's resource tracker unlinks what the parent could not
+    assert _wait_until(lambda: not set(blocks) & set(leftover_blocks()), 10)
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_in_the_parent_stops_cleanly():
+    ending = """
+    import time
+    try:
+        with pool:
+            print("running", flush=True)
+            while True:
+                pool.gradient(np.arange(50))
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+    """
+    script = _ORPHAN_SCRIPT.format(
+        root=str(ROOT), ending=textwrap.indent(textwrap.dedent(ending), "    ").strip()
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    header = proc.stdout.readline().split()
+    assert proc.stdout.readline().strip() == "running"
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out
+    pids, blocks = [int(p) for p in header[:2]], header[2:]
+    assert not any(_alive(pid) for pid in pids)
+    assert not set(blocks) & set(leftover_blocks())
+    assert "leaked" not in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"workers": 0}, "workers must be an integer >= 1"),
+        ({"workers": -2}, "workers"),
+        ({"chunk": 0}, "chunk must be an integer >= 1"),
+        ({"workers": 11}, r"workers \(11\) must not exceed the number of samples \(10\)"),
+    ],
+)
+def test_invalid_settings_name_the_setting(kwargs, message):
+    model = mlp([4, 3])
+    x = np.zeros((10, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=message):
+        WorkerPool(model, x, model.targets(np.zeros(10, dtype=int)), **kwargs)
+    assert leftover_blocks(f"nodenet_{os.getpid()}_") == []

@@ -1,0 +1,343 @@
+"""``WorkerPool``: N processes computing mini-batch gradients over shared memory.
+
+Queues (see ``workers/worker.py`` for the worker's side):
+
+- one **instruction queue** per worker: ``("start", step)``, ``("stop",)``;
+- one shared **input queue**: tasks ``(kind, step, start, stop)`` over the shared index
+  array ``order``, then one ``("wait",)`` per worker to close the step;
+- one shared **output queue**: ``("result", worker, step, n, loss_sum, n_correct, busy_s)``
+  per task, ``("waiting", worker, step, counters)`` when a worker has closed the step,
+  ``("ready", worker, pid)`` at start-up, or ``("error", worker, traceback_text)``.
+
+Each worker adds its tasks' gradients into its own slot of ``grad_w`` / ``grad_b``
+(shape ``(workers, n_weights)`` / ``(workers, n_biases)``); the parent sums the slots.
+The model's flat ``weights`` and ``biases`` are moved into shared memory for the life of
+the pool, so the parent's in-place optimiser step is what the workers compute with next.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from nodenet.graph import Model
+
+from . import worker
+from .shared import SharedArrays
+
+#: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
+SINGLE_THREAD_ENV = {
+    name: "1"
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    )
+}
+POLL_S = 0.05  # how often a waiting parent checks that its workers are alive
+START_TIMEOUT_S = 120.0
+
+
+class WorkerError(RuntimeError):
+    """A worker raised or died. ``worker`` is its id, ``exitcode`` its exit code (or
+    ``None``), ``worker_traceback`` the traceback text it sent (or ``""``)."""
+
+    def __init__(
+        self, message: str, worker: int, exitcode: int | None = None, worker_traceback: str = ""
+    ):
+        super().__init__(message)
+        self.worker = worker
+        self.exitcode = exitcode
+        self.worker_traceback = worker_traceback
+
+
+class WorkerPool:
+    """A context manager running ``workers`` processes over the training data.
+
+    Parameters
+    ----------
+    model : constructed :class:`~nodenet.graph.Model`; its flat arrays move to shared
+        memory until :meth:`close`, when private copies are put back.
+    x : (n, N_0) validated inputs of the model's dtype.
+    t : (n, N_L) targets of the model's dtype.
+    workers : number of processes, 1 <= workers <= n.
+    chunk : samples per task; ``None`` splits each batch evenly across the workers.
+    seed : the run's seed; worker ``i`` seeds NumPy with ``(seed, i)``.
+    start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        x: np.ndarray,
+        t: np.ndarray,
+        workers: int = 2,
+        chunk: int | None = None,
+        seed: int | None = 0,
+        start_method: str = "spawn",
+    ):
+        _check_int("workers", workers, 1)
+        if chunk is not None:
+            _check_int("chunk", chunk, 1)
+        if workers > len(x):
+            raise ValueError(
+                f"workers ({workers}) must not exceed the number of samples ({len(x)})"
+            )
+        if x.shape[1] != model.input_size or t.shape != (len(x), model.output_size):
+            raise ValueError(f"x {x.shape} and t {t.shape} do not fit the model {model.sizes}")
+        self.model, self.workers, self.chunk = model, workers, chunk
+        self.seed = 0 if seed is None else int(seed)
+        self.step = 0
+        self.processes: list = []
+        self._closed = False
+        self._counters: dict[int, dict] = {}
+        self._shared = SharedArrays()
+        try:
+            self._setup_arrays(x, t)
+            self._start(start_method)
+        except BaseException:
+            self.close()
+            raise
+
+    # ----------------------------------------------------------------- start-up
+    def _setup_arrays(self, x: np.ndarray, t: np.ndarray) -> None:
+        model, sh = self.model, self._shared
+        sh.create("x", x.shape, x.dtype)[...] = x
+        sh.create("t", t.shape, t.dtype)[...] = t
+        sh.create("order", (len(x),), np.int64)
+        weights = sh.create("weights", model.weights.shape, model.dtype)
+        biases = sh.create("biases", model.biases.shape, model.dtype)
+        weights[...], biases[...] = model.weights, model.biases
+        self.grad_w = sh.create("grad_w", (self.workers, model.weights.size), model.dtype)
+        self.grad_b = sh.create("grad_b", (self.workers, model.biases.size), model.dtype)
+        self.order = sh.arrays["order"]
+        self.dW = np.empty_like(model.weights)
+        self.db = np.empty_like(model.biases)
+        model.rebind(weights, biases)
+
+    def _start(self, start_method: str) -> None:
+        ctx = mp.get_context(start_method)
+        self.instructions = [ctx.Queue() for _ in range(self.workers)]
+        self.inputs, self.outputs = ctx.Queue(), ctx.Queue()
+        saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
+        os.environ.update(SINGLE_THREAD_ENV)
+        try:
+            for i in range(self.workers):
+                process = ctx.Process(
+                    target=worker.main,
+                    args=(
+                        i,
+                        self._shared.specs(),
+                        self.model.config(),
+                        self.model.dtype.str,
+                        self.seed,
+                        self.instructions[i],
+                        self.inputs,
+                        self.outputs,
+                        os.getpid(),
+                    ),
+                    name=f"nodenet-worker-{i}",
+                    daemon=True,
+                )
+                process.start()
+                self.processes.append(process)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        ready = 0
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while ready < self.workers:
+            if time.monotonic() > deadline:
+                raise WorkerError(f"workers did not start within {START_TIMEOUT_S:.0f} s", -1)
+            if self._receive()[0] == "ready":
+                ready += 1
+
+    @classmethod
+    def factory(
+        cls,
+        workers: int = 2,
+        chunk: int | None = None,
+        seed: int | None = 0,
+        start_method: str = "spawn",
+    ) -> Callable[[Model, np.ndarray, np.ndarray], WorkerPool]:
+        """A backend factory for :func:`nodenet.fit` (``backend=WorkerPool.factory(2)``)."""
+        _check_int("workers", workers, 1)
+        if chunk is not None:
+            _check_int("chunk", chunk, 1)
+
+        def build(model: Model, x: np.ndarray, t: np.ndarray) -> WorkerPool:
+            return cls(
+                model, x, t, workers=workers, chunk=chunk, seed=seed, start_method=start_method
+            )
+
+        return build
+
+    # --------------------------------------------------------------- the face
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    @property
+    def shared_blocks(self) -> list[str]:
+        return self._shared.block_names
+
+    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """Forward + cached backprop of rows ``indices`` across the workers.
+
+        Returns ``(loss_sum, n_correct, dW, db)``, gradients summed over the samples
+        (arrays reused by the next call)."""
+        loss, correct = self._run_step("gradient", indices)
+        np.sum(self.grad_w, axis=0, out=self.dW)
+        np.sum(self.grad_b, axis=0, out=self.db)
+        return loss, correct, self.dW, self.db
+
+    def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
+        return self._run_step("evaluate", indices)
+
+    def stats(self) -> pd.DataFrame:
+        """Per worker: tasks, samples, busy, idle and queue-blocked seconds, samples/s
+        and utilisation (busy share of the worker's time so far)."""
+        rows = []
+        for i in range(self.workers):
+            c = dict(self._counters.get(i, {}))
+            c = {
+                "worker": i,
+                **{
+                    k: c.get(k, 0.0)
+                    for k in (
+                        "tasks",
+                        "samples",
+                        "busy_s",
+                        "idle_s",
+                        "input_wait_s",
+                        "output_put_s",
+                    )
+                },
+            }
+            total = c["busy_s"] + c["idle_s"] + c["input_wait_s"] + c["output_put_s"]
+            c["samples_per_s"] = c["samples"] / c["busy_s"] if c["busy_s"] else math.nan
+            c["utilisation"] = c["busy_s"] / total if total else math.nan
+            rows.append(c)
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------ one step
+    def _run_step(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        n = len(indices)
+        if n == 0:
+            return 0.0, 0.0
+        self._check_alive()
+        self.order[:n] = indices
+        self.step += 1
+        step = self.step
+        for instruction in self.instructions:
+            instruction.put(("start", step))
+        chunk = self.chunk or math.ceil(n / self.workers)
+        for start in range(0, n, chunk):
+            self.inputs.put((kind, step, start, min(start + chunk, n)))
+        for _ in range(self.workers):
+            self.inputs.put(("wait",))
+        loss = correct = 0.0
+        waiting = 0
+        while waiting < self.workers:
+            message = self._receive()
+            if message[0] == "result" and message[2] == step:
+                loss += message[4]
+                correct += message[5]
+            elif message[0] == "waiting" and message[2] == step:
+                self._counters[message[1]] = message[3]
+                waiting += 1
+        return loss, correct
+
+    def _receive(self) -> tuple:
+        """Next output message; raises :class:`WorkerError` on an error message or a
+        dead worker instead of waiting forever."""
+        while True:
+            try:
+                message = self.outputs.get(timeout=POLL_S)
+            except queue.Empty:
+                self._check_alive()
+                continue
+            if message[0] == "error":
+                worker_id, text = message[1], message[2]
+                last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
+                raise WorkerError(
+                    f"worker {worker_id} raised {last}\n{text}", worker_id, worker_traceback=text
+                )
+            return message
+
+    def _check_alive(self) -> None:
+        for i, process in enumerate(self.processes):
+            if process.exitcode is not None:
+                raise WorkerError(
+                    f"worker {i} (pid {process.pid}) died with exit code {process.exitcode}",
+                    i,
+                    exitcode=process.exitcode,
+                )
+
+    # ------------------------------------------------------------- shutdown
+    def close(self) -> None:
+        """Stop and join every worker, restore private parameter arrays in the model,
+        close the queues and unlink every shared-memory block. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for instruction in getattr(self, "instructions", []):
+                instruction.put(("stop",))
+            for _ in self.processes:
+                self.inputs.put(("stop",))
+            deadline = time.monotonic() + 3.0
+            for process in self.processes:
+                process.join(timeout=max(deadline - time.monotonic(), 0.05))
+            for process in self.processes:
+                if process.is_alive():
+                    process.terminate()
+                    process.join(timeout=1.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+        finally:
+            for q in [
+                *getattr(self, "instructions", []),
+                getattr(self, "inputs", None),
+                getattr(self, "outputs", None),
+            ]:
+                if q is not None:
+                    q.close()
+                    q.cancel_join_thread()
+            if self.model.weights is not None and "weights" in self._shared.arrays:
+                self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
+            self._shared.unlink()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"WorkerPool(workers={self.workers}, chunk={self.chunk}, step={self.step})"
+
+
+def _check_int(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
