@@ -11,39 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
+from .data import Normaliser
+from .files import atomic_write
 from .graph import Model
+from .optimizers import Optimizer, get_optimizer
+from .training import Callback, History
 
 FORMAT = "nodenet-model-1"
 
 
 class ModelFileError(ValueError):
     """A model file is missing, truncated, corrupt, or does not fit its architecture."""
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then
-    rename it over ``path``. On any error the temporary file is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
@@ -64,12 +48,9 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path}: not a readable .npz file ({exc})") from exc
 
 
-def save(model: Model, path: str | os.PathLike, metadata: dict | None = None) -> Path:
-    """Write ``model`` to ``path`` (``.npz``; the suffix is added if missing) and the
-    architecture to the ``.json`` beside it. Returns the ``.npz`` path."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(".npz")
+def model_arrays(model: Model, metadata: dict | None = None) -> dict[str, np.ndarray]:
+    """Everything that describes ``model`` as plain arrays: ``weights``, ``biases``, the
+    architecture as a JSON string and the normaliser's statistics."""
     description = {"format": FORMAT, "dtype": str(model.dtype), **model.config()}
     if metadata:
         description["metadata"] = metadata
@@ -80,19 +61,12 @@ def save(model: Model, path: str | os.PathLike, metadata: dict | None = None) ->
     }
     if model.normaliser is not None:
         arrays.update({f"normaliser_{k}": v for k, v in model.normaliser.to_arrays().items()})
-    save_arrays(path, arrays)
-    text = json.dumps(description, indent=2).encode()
-    atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
-    return path
+    return arrays
 
 
-def load(path: str | os.PathLike) -> Model:
-    """Read a model written by :func:`save` (a ``.npz`` file, or a folder holding
-    ``model.npz``). Raises :class:`ModelFileError` on any problem with the file."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.npz"
-    arrays = load_arrays(path)
+def model_from_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Model:
+    """Rebuild the model that :func:`model_arrays` described; ``path`` names the file
+    in errors (:class:`ModelFileError`)."""
     try:
         description = json.loads(str(arrays["architecture"]))
         if description.get("format") != FORMAT:
@@ -118,11 +92,115 @@ def load(path: str | os.PathLike) -> Model:
         if not np.isfinite(value).all():
             raise ModelFileError(f"{path}: {name} contain NaN or infinity")
         expected[...] = value
-    normaliser = {
-        k[len("normaliser_") :]: v for k, v in arrays.items() if k.startswith("normaliser_")
-    }
+    prefix = "normaliser_"
+    normaliser = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
     if normaliser:
-        from .data import Normaliser
-
-        model.normaliser = Normaliser.from_arrays(normaliser, model.input_size)
+        try:
+            model.normaliser = Normaliser.from_arrays(normaliser, model.input_size)
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(f"{path}: bad normaliser ({exc})") from exc
     return model
+
+
+def save(model: Model, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` (``.npz``; the suffix is added if missing) and the
+    architecture to the ``.json`` beside it. Returns the ``.npz`` path."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(".npz")
+    arrays = model_arrays(model, metadata)
+    save_arrays(path, arrays)
+    text = json.dumps(json.loads(str(arrays["architecture"])), indent=2).encode()
+    atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
+    return path
+
+
+def load(path: str | os.PathLike) -> Model:
+    """Read a model written by :func:`save` (a ``.npz`` file, or a folder holding
+    ``model.npz``). Raises :class:`ModelFileError` on any problem with the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.npz"
+    return model_from_arrays(load_arrays(path), path)
+
+
+# ------------------------------------------------------------------ checkpoints
+@dataclass
+class CheckpointState:
+    """What a training run needs to continue exactly where it stopped."""
+
+    model: Model
+    optimiser: Optimizer
+    history: History
+    epoch: int  # epochs completed before the one in progress (0-based index of it)
+    batch: int  # batches of that epoch already applied
+    settings: dict
+
+
+def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> Path:
+    """Write one self-contained, atomically replaced ``.npz``: the model (loadable with
+    :func:`load`), the optimiser's settings and state, the history and the position."""
+    arrays = model_arrays(state.model)
+    arrays.update({f"opt_{k}": v for k, v in state.optimiser.state_arrays().items()})
+    progress = {
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "optimiser": state.optimiser.config(),
+        "settings": state.settings,
+        "history": {"batches": state.history.batches, "epochs": state.history.epochs},
+    }
+    arrays["progress"] = np.array(json.dumps(progress, default=float))
+    return save_arrays(path, arrays)
+
+
+def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
+    """Read what :func:`save_checkpoint` wrote (a file, or a folder holding
+    ``checkpoint.npz``)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.npz"
+    arrays = load_arrays(path)
+    model = model_from_arrays(arrays, path)
+    try:
+        progress = json.loads(str(arrays["progress"]))
+        settings = dict(progress["optimiser"])
+        optimiser = get_optimizer(settings.pop("name"), **settings)
+        optimiser.load_state_arrays(
+            {k[len("opt_") :]: v for k, v in arrays.items() if k.startswith("opt_")}
+        )
+        history = History(progress["history"]["batches"], progress["history"]["epochs"])
+        return CheckpointState(
+            model,
+            optimiser,
+            history,
+            int(progress["epoch"]),
+            int(progress["batch"]),
+            progress["settings"],
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{path}: not a nodenet checkpoint ({exc})") from exc
+
+
+class Checkpoint(Callback):
+    """Callback for :func:`~nodenet.training.fit`: writes ``directory/checkpoint.npz``
+    (atomically) every ``every`` epochs and when training is interrupted by Ctrl-C.
+    ``settings`` (JSON-serialisable) are stored with it for ``--resume``."""
+
+    def __init__(self, directory: str | os.PathLike, every: int = 1, settings: dict | None = None):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
+        self.path = Path(directory) / "checkpoint.npz"
+        self.every = every
+        self.settings = settings or {}
+
+    def save(self, model, optimiser, history, epoch: int, batch: int) -> Path:
+        state = CheckpointState(model, optimiser, history, epoch, batch, self.settings)
+        return save_checkpoint(self.path, state)
+
+    def on_epoch_end(self, record, model, optimiser, history):
+        if record["epoch"] % self.every == 0:
+            self.save(model, optimiser, history, record["epoch"], 0)
+        return False
+
+    def on_interrupt(self, model, optimiser, history, epoch, batch):
+        self.save(model, optimiser, history, epoch, batch)

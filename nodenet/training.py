@@ -14,6 +14,8 @@ processes. Both have the same small face::
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,8 +24,8 @@ import pandas as pd
 from stopwatch import Stopwatch
 
 from .backprop import batch_evaluate, batch_gradient
+from .files import atomic_write
 from .graph import Model
-from .io import atomic_write
 from .optimizers import Optimizer, get_optimizer
 
 EVAL_CHUNK = 4096
@@ -143,6 +145,11 @@ class Callback:
     def on_batch_end(self, record: dict, model: Model) -> None:
         pass
 
+    def on_interrupt(
+        self, model: Model, optimiser: Optimizer, history: History, epoch: int, batch: int
+    ) -> None:
+        """Ctrl-C: training stops after ``batch`` batches of epoch index ``epoch``."""
+
     def on_epoch_end(
         self, record: dict, model: Model, optimiser: Optimizer, history: History
     ) -> bool:
@@ -186,6 +193,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     backend: BackendFactory | None = None,
     initial_epoch: int = 0,
+    initial_batch: int = 0,
     history: History | None = None,
     progress: bool = False,
 ) -> History:
@@ -196,7 +204,12 @@ def fit(
     ``(x_valid, y_valid)``. ``validate_every`` is a number of batches (``None``: once per
     epoch). ``workers=0`` trains in this process; ``workers=N`` uses a pool of N processes
     (``chunk`` samples per task), or pass any ``backend`` factory. Epoch ``e`` shuffles
-    with the seed ``(seed, e)``, so a run resumed at ``initial_epoch`` replays exactly.
+    with the seed ``(seed, e)``, so a run resumed at ``initial_epoch`` (after
+    ``initial_batch`` batches of it) continues exactly as if never stopped.
+
+    Ctrl-C (SIGINT, when ``fit`` runs in the main thread) ends training after the batch in
+    progress: callbacks get ``on_interrupt`` (a checkpoint callback saves) and
+    ``KeyboardInterrupt`` is raised. A second Ctrl-C interrupts at once.
     """
     _check_settings(epochs, batch_size, workers, validate_every, initial_epoch)
     if isinstance(optimiser, str):
@@ -229,7 +242,7 @@ def fit(
                 return InProcess(m, xs, ts, chunk)
 
     history = history or History()
-    with backend(model, x, t) as engine:
+    with _DeferredInterrupt() as interrupt, backend(model, x, t) as engine:
         run = _Run(
             model,
             engine,
@@ -242,12 +255,37 @@ def fit(
             callbacks,
             history,
             progress,
+            interrupt,
         )
         for epoch in range(initial_epoch, epochs):
-            if run.epoch(epoch, epochs):
+            first = initial_batch if epoch == initial_epoch else 0
+            if run.epoch(epoch, epochs, first):
                 break
         history.worker_stats = engine.stats()
     return history
+
+
+class _DeferredInterrupt:
+    """While active (main thread only), the first SIGINT only sets ``requested``; the
+    training loop checks it between batches. A second SIGINT raises at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _check_settings(epochs, batch_size, workers, validate_every, initial_epoch) -> None:
@@ -278,6 +316,7 @@ class _Run:
     callbacks: Sequence[Callback]
     history: History
     progress: bool
+    interrupt: _DeferredInterrupt
 
     def validate(self) -> tuple[float, float]:
         if len(self.valid_idx) == 0:
@@ -285,18 +324,22 @@ class _Run:
         loss, correct = self.engine.evaluate(self.valid_idx)
         return loss / len(self.valid_idx), correct / len(self.valid_idx)
 
-    def epoch(self, epoch: int, epochs: int) -> bool:
-        """Train one epoch; return ``True`` when a callback asks to stop."""
+    def epoch(self, epoch: int, epochs: int, first_batch: int = 0) -> bool:
+        """Train epoch index ``epoch`` from batch ``first_batch`` on; return ``True`` when
+        a callback asks to stop. Raises ``KeyboardInterrupt`` after Ctrl-C."""
         order = self.train_idx[
             np.random.default_rng([self.seed or 0, epoch]).permutation(len(self.train_idx))
         ]
         batches = range(0, len(order), self.batch_size)
+        if not 0 <= first_batch < len(batches):
+            raise ValueError(f"initial_batch must lie in [0, {len(batches)}), got {first_batch}")
         bar = None
         if self.progress:
             from tqdm import tqdm
 
             bar = tqdm(
                 total=len(order),
+                initial=first_batch * self.batch_size,
                 desc=f"epoch {epoch + 1}/{epochs}",
                 unit="sample",
                 leave=False,
@@ -304,15 +347,17 @@ class _Run:
             )
         watch = Stopwatch()
         loss_total = correct_total = 0.0
+        samples = 0
         val_loss = val_acc = math.nan
-        for b, start in enumerate(batches):
-            batch = order[start : start + self.batch_size]
+        for b in range(first_batch, len(batches)):
+            batch = order[batches[b] : batches[b] + self.batch_size]
             loss, correct, dW, db = self.engine.gradient(batch)
             dW /= len(batch)
             db /= len(batch)
             self.optimiser.step(self.model.weights, self.model.biases, dW, db)
             loss_total += loss
             correct_total += correct
+            samples += len(batch)
             record = {
                 "epoch": epoch + 1,
                 "batch": b + 1,
@@ -331,23 +376,28 @@ class _Run:
                 bar.set_postfix(
                     loss=f"{record['loss']:.4f}",
                     acc=f"{record['accuracy']:.3f}",
-                    rate=f"{bar.n / max(watch.duration, 1e-9):.0f}/s",
+                    rate=f"{samples / max(watch.duration, 1e-9):.0f}/s",
                     refresh=False,
                 )
+            if self.interrupt.requested:
+                if bar is not None:
+                    bar.close()
+                for callback in self.callbacks:
+                    callback.on_interrupt(self.model, self.optimiser, self.history, epoch, b + 1)
+                raise KeyboardInterrupt
         watch.stop()
         if bar is not None:
             bar.close()
         if not self.validate_every or len(batches) % self.validate_every:
             val_loss, val_acc = self.validate()
-        n = len(order)
         record = {
             "epoch": epoch + 1,
-            "loss": loss_total / n,
-            "accuracy": correct_total / n,
+            "loss": loss_total / samples,
+            "accuracy": correct_total / samples,
             "val_loss": val_loss,
             "val_accuracy": val_acc,
             "seconds": watch.duration,
-            "samples_per_s": n / watch.duration,
+            "samples_per_s": samples / watch.duration,
         }
         self.history.epochs.append(record)
         stop = False

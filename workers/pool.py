@@ -21,6 +21,8 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -130,6 +132,10 @@ class WorkerPool:
         self.inputs, self.outputs = ctx.Queue(), ctx.Queue()
         saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
         os.environ.update(SINGLE_THREAD_ENV)
+        # children start with SIGINT ignored (kept across exec), so a Ctrl-C during their
+        # start-up cannot kill them before the worker loop ignores it for good
+        in_main = threading.current_thread() is threading.main_thread()
+        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
             for i in range(self.workers):
                 process = ctx.Process(
@@ -151,6 +157,8 @@ class WorkerPool:
                 process.start()
                 self.processes.append(process)
         finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous_sigint)
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)

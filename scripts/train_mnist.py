@@ -1,0 +1,280 @@
+"""Train an MLP on MNIST from the command line.
+
+    python scripts/train_mnist.py                       # 784-128-64-10, Adam 1e-3, 5 epochs
+    python scripts/train_mnist.py --hidden 512 200 50 --epochs 10 --workers 2
+    python scripts/train_mnist.py --resume runs/mnist   # continue from the last checkpoint
+
+Writes into --out: model.npz (+ model.json), history.csv, metrics.json, training.png and
+checkpoint.npz. Ctrl-C saves a checkpoint, stops the workers and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from stopwatch import Stopwatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nodenet import Layer, Model, fit
+from nodenet.activations import ACTIVATIONS
+from nodenet.data import DataError, Normaliser, load_mnist, train_validation_split
+from nodenet.files import atomic_write
+from nodenet.io import Checkpoint, ModelFileError, load_checkpoint, save
+from nodenet.optimizers import OPTIMIZERS, get_optimizer
+from nodenet.predict import evaluate
+from nodenet.training import Callback
+
+#: settings that define the run; --resume takes them from the checkpoint
+RUN_SETTINGS = (
+    "hidden",
+    "activation",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "init",
+    "valid_fraction",
+    "validate_every",
+    "normalise",
+    "dtype",
+    "seed",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python scripts/train_mnist.py",
+        description="Train a nodenet MLP on MNIST and write the model, history, metrics and plot.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    net = p.add_argument_group("network")
+    net.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=[128, 64],
+        metavar="N",
+        help="sizes of the hidden layers",
+    )
+    net.add_argument(
+        "--activation",
+        default="relu",
+        choices=sorted(set(ACTIVATIONS) - {"softmax"}),
+        help="activation of the hidden layers (the output layer is Softmax)",
+    )
+    net.add_argument("--init", default="he", choices=["he", "xavier"], help="weight initialisation")
+    net.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, default=5)
+    opt.add_argument("--batch-size", type=int, default=128)
+    opt.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
+    opt.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    opt.add_argument("--momentum", type=float, default=0.9, help="momentum / nesterov")
+    opt.add_argument("--beta1", type=float, default=0.9, help="adam / adamw")
+    opt.add_argument("--beta2", type=float, default=0.999, help="adam / adamw")
+    opt.add_argument("--eps", type=float, default=1e-8, help="rmsprop / adagrad / adam / adamw")
+    opt.add_argument(
+        "--weight-decay", type=float, default=0.0, help="L2 on the weights (decoupled for adamw)"
+    )
+    opt.add_argument("--seed", type=int, default=0)
+
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding mnist/ (default: $NODENET_DATA, else data/)",
+    )
+    data.add_argument("--download", action="store_true", help="fetch MNIST if missing")
+    data.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="share of the training images held out for validation",
+    )
+    data.add_argument(
+        "--validate-every",
+        type=int,
+        default=None,
+        metavar="BATCHES",
+        help="validate every this many batches (default: once per epoch)",
+    )
+    data.add_argument(
+        "--normalise",
+        default="zscore",
+        choices=["scale", "zscore"],
+        help="divide by 255, or z-score each pixel with training statistics",
+    )
+
+    run = p.add_argument_group("execution and output")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (0: train in this process)",
+    )
+    run.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="samples per worker task (default: batch split evenly)",
+    )
+    run.add_argument("--out", default="runs/mnist", help="output folder")
+    run.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
+    run.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the run whose checkpoint.npz is in DIR",
+    )
+    run.add_argument("--no-plot", action="store_true", help="do not draw training.png")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    return p
+
+
+class EpochPrinter(Callback):
+    """One summary line per epoch."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, record, model, optimiser, history):
+        print(
+            f"epoch {record['epoch']}/{self.epochs}  loss {record['loss']:.4f}  "
+            f"acc {record['accuracy']:.4f}  val_loss {record['val_loss']:.4f}  "
+            f"val_acc {record['val_accuracy']:.4f}  {record['seconds']:.2f} s  "
+            f"{record['samples_per_s']:,.0f} samples/s",
+            flush=True,
+        )
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    state = None
+    if args.resume:
+        try:
+            state = load_checkpoint(args.resume)
+        except ModelFileError as exc:
+            print(f"error: cannot resume: {exc}", file=sys.stderr)
+            return 2
+        for key in RUN_SETTINGS:
+            setattr(args, key, state.settings[key])
+        if args.out == build_parser().get_default("out"):
+            args.out = args.resume
+    settings = {key: getattr(args, key) for key in RUN_SETTINGS}
+    out = Path(args.out)
+
+    try:
+        train, test = load_mnist(args.data_dir, download=args.download)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    train_idx, _ = train_validation_split(len(train), args.valid_fraction, args.seed)
+    normaliser = Normaliser.fit(args.normalise, train.x[train_idx])  # training split only
+    dtype = np.dtype(args.dtype)
+    x = normaliser(train.x, dtype)
+
+    try:
+        if state is None:
+            layers = [Layer(n, args.activation) for n in args.hidden] + [Layer(10, "softmax")]
+            model = Model(784, "cross_entropy", layers).construct(args.seed, args.init, dtype)
+            optimiser = get_optimizer(
+                args.optimizer,
+                lr=args.lr,
+                momentum=args.momentum,
+                beta1=args.beta1,
+                beta2=args.beta2,
+                eps=args.eps,
+                weight_decay=args.weight_decay,
+            )
+            history, first_epoch, first_batch = None, 0, 0
+        else:
+            model, optimiser, history = state.model, state.optimiser, state.history
+            first_epoch, first_batch = state.epoch, state.batch
+            if first_epoch >= args.epochs:
+                print(
+                    f"the checkpoint has {first_epoch} epochs already; ask for more with --epochs"
+                )
+                return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model.normaliser = normaliser
+    checkpoint = Checkpoint(out, every=args.checkpoint_every, settings=settings)
+    callbacks = [checkpoint] if args.quiet else [checkpoint, EpochPrinter(args.epochs)]
+    if not args.quiet:
+        where = f"{args.workers} workers" if args.workers else "in-process"
+        print(f"{model}\n{model.parameter_count:,} parameters, {optimiser!r}, {where}")
+
+    watch = Stopwatch()
+    try:
+        history = fit(
+            model,
+            x,
+            train.y,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimiser=optimiser,
+            validation=args.valid_fraction,
+            validate_every=args.validate_every,
+            workers=args.workers,
+            chunk=args.chunk,
+            seed=args.seed,
+            callbacks=callbacks,
+            initial_epoch=first_epoch,
+            initial_batch=first_batch,
+            history=history,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: checkpoint saved to {checkpoint.path}; continue with --resume {out}",
+            file=sys.stderr,
+        )
+        return 130
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    watch.stop()
+
+    result = evaluate(model, test.x, test.y)
+    epochs = history.frame("epoch")
+    metrics = {
+        "test_loss": result["loss"],
+        "test_accuracy": result["accuracy"],
+        "training_seconds": float(epochs["seconds"].sum()),
+        "wall_seconds": watch.duration,
+        "samples_per_s": float(epochs["samples_per_s"].median()),
+        "epochs": int(epochs["epoch"].max()),
+        "parameters": model.parameter_count,
+        "workers": args.workers,
+        "settings": settings,
+    }
+    save(model, out / "model.npz", metadata={"settings": settings})
+    history.to_csv(out / "history.csv")
+    text = json.dumps(metrics, indent=2).encode()
+    atomic_write(out / "metrics.json", lambda f: f.write(text))
+    if not args.no_plot:
+        from nodenet.plots import plot_history
+
+        plot_history(history, out / "training.png", title=repr(model))
+    print(
+        f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
+        f"({metrics['training_seconds']:.1f} s training) -> {out}/"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
