@@ -79,7 +79,7 @@ class ReLU(Activation):
         return (z > 0).astype(z.dtype)
 
     def vjp(self, z, a, g):
-        return np.where(z > 0, g, 0).astype(g.dtype, copy=False)
+        return np.multiply(g, z > 0, dtype=g.dtype)
 
 
 class LeakyReLU(Activation):

@@ -11,6 +11,9 @@ are never decayed), except in :class:`AdamW`, which decays the weights directly.
 
 from __future__ import annotations
 
+import inspect
+import math
+
 import numpy as np
 
 
@@ -31,7 +34,7 @@ class Optimizer:
         """One update of both flat arrays, in place."""
         self.t += 1
         if self.weight_decay and not isinstance(self, AdamW):
-            dW = dW + self.weight_decay * weights
+            dW += self.weight_decay * weights  # the caller's gradient buffer, reused
         self.update(self.state[0], weights, dW)
         self.update(self.state[1], biases, db)
 
@@ -44,6 +47,14 @@ class Optimizer:
         if key not in state or state[key].shape != like.shape:
             state[key] = np.zeros_like(like)
         return state[key]
+
+    def scratch(self, like: np.ndarray) -> np.ndarray:
+        """A work array shaped like ``like``, reused across steps (never saved): the
+        updates below run in place, with no temporaries and no float64 promotion."""
+        buf = getattr(self, "_scratch", None)
+        if buf is None or buf.size < like.size or buf.dtype != like.dtype:
+            buf = self._scratch = np.empty(like.size, dtype=like.dtype)
+        return buf[: like.size].reshape(like.shape)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """All state as named arrays (for checkpoints); ``t`` included."""
@@ -74,7 +85,8 @@ class SGD(Optimizer):
     name = "sgd"
 
     def update(self, state, p, g):
-        p -= self.lr * g
+        tmp = np.multiply(g, self.lr, out=self.scratch(p))
+        p -= tmp
 
 
 class Momentum(Optimizer):
@@ -91,7 +103,8 @@ class Momentum(Optimizer):
         v = self.buffer(state, "v", p)
         v *= self.momentum
         v += g
-        p -= self.lr * v
+        tmp = np.multiply(v, self.lr, out=self.scratch(p))
+        p -= tmp
 
     def config(self):
         return {**super().config(), "momentum": self.momentum}
@@ -106,7 +119,10 @@ class Nesterov(Momentum):
         v = self.buffer(state, "v", p)
         v *= self.momentum
         v += g
-        p -= self.lr * (g + self.momentum * v)
+        tmp = np.multiply(v, self.momentum, out=self.scratch(p))
+        tmp += g
+        tmp *= self.lr
+        p -= tmp
 
 
 class RMSProp(Optimizer):
@@ -122,9 +138,11 @@ class RMSProp(Optimizer):
 
     def update(self, state, p, g):
         s = self.buffer(state, "s", p)
+        tmp = np.multiply(g, g, out=self.scratch(p))
+        tmp *= 1 - self.rho
         s *= self.rho
-        s += (1 - self.rho) * g * g
-        p -= self.lr * g / (np.sqrt(s) + self.eps)
+        s += tmp
+        _scaled_step(p, g, s, self.lr, self.eps, tmp)
 
     def config(self):
         return {**super().config(), "rho": self.rho, "eps": self.eps}
@@ -142,8 +160,9 @@ class Adagrad(Optimizer):
 
     def update(self, state, p, g):
         s = self.buffer(state, "s", p)
-        s += g * g
-        p -= self.lr * g / (np.sqrt(s) + self.eps)
+        tmp = np.multiply(g, g, out=self.scratch(p))
+        s += tmp
+        _scaled_step(p, g, s, self.lr, self.eps, tmp)
 
     def config(self):
         return {**super().config(), "eps": self.eps}
@@ -166,15 +185,19 @@ class Adam(Optimizer):
     def update(self, state, p, g):
         m = self.buffer(state, "m", p)
         v = self.buffer(state, "v", p)
+        tmp = self.scratch(p)
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        np.multiply(g, 1 - self.beta1, out=tmp)
+        m += tmp
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        step = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        eps_hat = self.eps * np.sqrt(1 - self.beta2**self.t)
-        denom = np.sqrt(v)
-        denom += eps_hat
-        p -= step * m / denom
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - self.beta2
+        v += tmp
+        # m_hat / (sqrt(v_hat) + eps) rewritten with the corrections folded into scalars
+        correction = math.sqrt(1 - self.beta2**self.t)
+        _scaled_step(
+            p, m, v, self.lr * correction / (1 - self.beta1**self.t), self.eps * correction, tmp
+        )
 
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
@@ -206,10 +229,17 @@ def get_optimizer(name: str, **settings) -> Optimizer:
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
     cls = OPTIMIZERS[key]
-    import inspect
-
     accepted = inspect.signature(cls.__init__).parameters
     return cls(**{k: v for k, v in settings.items() if k in accepted and v is not None})
+
+
+def _scaled_step(p, numerator, s, lr: float, eps: float, tmp) -> None:
+    """``p -= lr * numerator / (sqrt(s) + eps)`` in place, using ``tmp`` as work space."""
+    np.sqrt(s, out=tmp)
+    tmp += eps
+    np.divide(numerator, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
 
 
 def _check_positive(name: str, value: float) -> None:

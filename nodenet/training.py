@@ -57,12 +57,12 @@ class InProcess:
         """Loss sum, correct count and flat gradients summed over the rows ``indices``.
         The returned arrays are reused by the next call."""
         self.watch.start()
-        self.dW.fill(0)
-        self.db.fill(0)
+        pieces = self._pieces(indices, self.chunk)
         loss_sum = n_correct = 0.0
-        for piece in self._pieces(indices, self.chunk):
+        for k, piece in enumerate(pieces):
+            # the first piece writes the gradient arrays, later pieces add to them
             loss, correct = batch_gradient(
-                self.model, self.x[piece], self.t[piece], self.dW, self.db, accumulate=True
+                self.model, self.x[piece], self.t[piece], self.dW, self.db, accumulate=k > 0
             )
             loss_sum += loss
             n_correct += correct

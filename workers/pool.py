@@ -32,6 +32,7 @@ import pandas as pd
 from nodenet.graph import Model
 
 from . import worker
+from .channel import Channel
 from .shared import SharedArrays
 
 #: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
@@ -128,8 +129,8 @@ class WorkerPool:
 
     def _start(self, start_method: str) -> None:
         ctx = mp.get_context(start_method)
-        self.instructions = [ctx.Queue() for _ in range(self.workers)]
-        self.inputs, self.outputs = ctx.Queue(), ctx.Queue()
+        self.instructions = [Channel(ctx) for _ in range(self.workers)]
+        self.inputs, self.outputs = Channel(ctx), Channel(ctx)
         saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
         os.environ.update(SINGLE_THREAD_ENV)
         # children start with SIGINT ignored (kept across exec), so a Ctrl-C during their
@@ -327,7 +328,6 @@ class WorkerPool:
             ]:
                 if q is not None:
                     q.close()
-                    q.cancel_join_thread()
             if self.model.weights is not None and "weights" in self._shared.arrays:
                 self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
             self._shared.unlink()
