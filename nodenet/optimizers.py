@@ -30,13 +30,29 @@ class Optimizer:
         self.t = 0
         self.state: list[dict[str, np.ndarray]] = [{}, {}]
 
+    #: names of the per-parameter state arrays (what must be shared to split a step)
+    state_keys: tuple[str, ...] = ()
+
     def step(self, weights: np.ndarray, biases: np.ndarray, dW: np.ndarray, db: np.ndarray):
-        """One update of both flat arrays, in place."""
+        """One update of both flat arrays, in place (``dW`` may be used as work space)."""
         self.t += 1
-        if self.weight_decay and not isinstance(self, AdamW):
-            dW += self.weight_decay * weights  # the caller's gradient buffer, reused
-        self.update(self.state[0], weights, dW)
-        self.update(self.state[1], biases, db)
+        self.apply(self.state[0], weights, dW, decay=True)
+        self.apply(self.state[1], biases, db, decay=False)
+
+    def step_mean(self, weights, biases, dW, db, n: int) -> None:
+        """One step from gradients *summed* over ``n`` samples (divided here, in place)."""
+        dW /= n
+        db /= n
+        self.step(weights, biases, dW, db)
+
+    def apply(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, decay: bool):
+        """Update ``p`` (a whole flat array or any slice of one, with ``state`` sliced
+        alike) at step ``self.t``. Every rule is element-wise, so updating slices
+        separately gives exactly the result of one update of the whole array.
+        ``decay``: ``p`` holds weights (weight decay applies), not biases."""
+        if decay and self.weight_decay:
+            g += self.weight_decay * p  # L2: the caller's gradient buffer, reused
+        self.update(state, p, g)
 
     def update(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
@@ -93,6 +109,7 @@ class Momentum(Optimizer):
     """Heavy ball: ``v = momentum * v + g``; ``p -= lr * v``."""
 
     name = "momentum"
+    state_keys = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
@@ -129,6 +146,7 @@ class RMSProp(Optimizer):
     """``s = rho * s + (1 - rho) * g^2``; ``p -= lr * g / (sqrt(s) + eps)``."""
 
     name = "rmsprop"
+    state_keys = ("s",)
 
     def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
@@ -152,6 +170,7 @@ class Adagrad(Optimizer):
     """``s += g^2``; ``p -= lr * g / (sqrt(s) + eps)``."""
 
     name = "adagrad"
+    state_keys = ("s",)
 
     def __init__(self, lr=0.01, eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
@@ -174,6 +193,7 @@ class Adam(Optimizer):
     ``v_hat = v / (1 - b2^t)``."""
 
     name = "adam"
+    state_keys = ("m", "v")
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
@@ -212,9 +232,10 @@ class AdamW(Adam):
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
         super().__init__(lr, beta1, beta2, eps, weight_decay)
 
-    def step(self, weights, biases, dW, db):
-        weights *= 1 - self.lr * self.weight_decay
-        super().step(weights, biases, dW, db)
+    def apply(self, state, p, g, decay):
+        if decay:
+            p *= 1 - self.lr * self.weight_decay
+        self.update(state, p, g)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -5,7 +5,8 @@ history and callbacks.
 training data: :class:`InProcess` here, or ``workers.WorkerPool`` for several
 processes. Both have the same small face::
 
-    backend.gradient(indices) -> (loss_sum, n_correct, dW, db)   # sums over the batch
+    backend.train_step(indices, optimiser) -> (loss_sum, n_correct)  # gradient + 1 step
+    backend.gradient(indices) -> (loss_sum, n_correct, dW, db)       # sums over the batch
     backend.evaluate(indices) -> (loss_sum, n_correct)
     backend.stats()           -> pandas.DataFrame
     backend.close()
@@ -70,6 +71,13 @@ class InProcess:
         self.watch.stop()
         return loss_sum, n_correct, self.dW, self.db
 
+    def train_step(self, indices: np.ndarray, optimiser: Optimizer) -> tuple[float, float]:
+        """Gradient of the rows ``indices``, then one optimiser step on the mean;
+        returns ``(loss_sum, n_correct)``."""
+        loss, correct, dW, db = self.gradient(indices)
+        optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+        return loss, correct
+
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """Loss sum and correct count of a forward pass over the rows ``indices``."""
         loss_sum = n_correct = 0.0
@@ -102,8 +110,9 @@ class InProcess:
         self.close()
 
 
-#: builds a backend from (model, x, t); ``workers.WorkerPool.factory(...)`` returns one
-BackendFactory = Callable[[Model, np.ndarray, np.ndarray], "InProcess"]
+#: builds a backend from ``(model, x, t, optimiser=...)``; ``workers.WorkerPool.factory``
+#: returns one. The optimiser is given so a backend can keep its state where it steps.
+BackendFactory = Callable[..., "InProcess"]
 
 
 @dataclass
@@ -238,11 +247,11 @@ def fit(
             backend = WorkerPool.factory(workers=workers, chunk=chunk, seed=seed)
         else:
 
-            def backend(m, xs, ts):
+            def backend(m, xs, ts, optimiser=None):
                 return InProcess(m, xs, ts, chunk)
 
     history = history or History()
-    with _DeferredInterrupt() as interrupt, backend(model, x, t) as engine:
+    with _DeferredInterrupt() as interrupt, backend(model, x, t, optimiser=optimiser) as engine:
         run = _Run(
             model,
             engine,
@@ -351,10 +360,7 @@ class _Run:
         val_loss = val_acc = math.nan
         for b in range(first_batch, len(batches)):
             batch = order[batches[b] : batches[b] + self.batch_size]
-            loss, correct, dW, db = self.engine.gradient(batch)
-            dW /= len(batch)
-            db /= len(batch)
-            self.optimiser.step(self.model.weights, self.model.biases, dW, db)
+            loss, correct = self.engine.train_step(batch, self.optimiser)
             loss_total += loss
             correct_total += correct
             samples += len(batch)

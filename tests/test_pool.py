@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodenet import fit
+from nodenet import SGD, Adam, AdamW, Momentum, fit
 from nodenet.training import InProcess
 from tests.conftest import mlp
 from workers import WorkerError, WorkerPool
@@ -252,3 +252,55 @@ def test_invalid_settings_name_the_setting(kwargs, message):
     with pytest.raises(ValueError, match=message):
         WorkerPool(model, x, model.targets(np.zeros(10, dtype=int)), **kwargs)
     assert leftover_blocks(f"nodenet_{os.getpid()}_") == []
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Adam(lr=1e-3),
+        lambda: AdamW(lr=1e-3, weight_decay=0.1),
+        lambda: Momentum(lr=0.05, weight_decay=1e-3),
+        lambda: SGD(lr=0.1),
+    ],
+    ids=["adam", "adamw", "momentum-l2", "sgd"],
+)
+def test_split_optimiser_step_equals_the_in_process_step(data, workers, make):
+    x, y = data
+    reference, pooled = (mlp([784, 24, 10], dtype=np.float64, seed=2) for _ in range(2))
+    xs, t = reference.check_inputs(x), reference.targets(y)
+    opt_ref, opt_pool = make(), make()
+    engine = InProcess(reference, xs, t)
+    batches = [np.arange(i * 100, (i + 1) * 100) for i in range(6)]
+    with WorkerPool(pooled, xs, t, workers=workers, optimiser=opt_pool, split_step=True) as pool:
+        assert pool.optimiser is opt_pool
+        for batch in batches:
+            loss_ref, correct_ref = engine.train_step(batch, opt_ref)
+            loss, correct = pool.train_step(batch, opt_pool)
+            assert loss == pytest.approx(loss_ref, rel=1e-10) and correct == correct_ref
+        np.testing.assert_allclose(pooled.weights, reference.weights, rtol=1e-9, atol=1e-12)
+        stats = pool.stats()
+        assert stats["updates"].sum() == workers * len(batches)
+        assert stats["samples"].sum() == 600  # updates are not counted as samples
+    np.testing.assert_allclose(pooled.biases, reference.biases, rtol=1e-9, atol=1e-12)
+    assert opt_pool.t == opt_ref.t == len(batches)
+    for key in opt_ref.state_keys:  # the state is back in private memory, and equal
+        assert not set(pool.shared_blocks) & set(leftover_blocks())
+        np.testing.assert_allclose(
+            opt_pool.state[0][key], opt_ref.state[0][key], rtol=1e-9, atol=1e-15
+        )
+        opt_pool.state[0][key] += 0  # writable after close
+
+
+def test_split_step_is_automatic_only_for_large_models(data):
+    x, y = data
+    small = mlp([784, 16, 10])
+    with WorkerPool(
+        small, small.check_inputs(x), small.targets(y), workers=2, optimiser=Adam()
+    ) as pool:
+        assert pool.optimiser is None  # 12k parameters: the parent steps
+    big = mlp([784, 512, 10])
+    with WorkerPool(
+        big, big.check_inputs(x[:100]), big.targets(y[:100]), workers=2, optimiser=Adam()
+    ) as pool:
+        assert pool.optimiser is not None  # 407k parameters: the workers split the step

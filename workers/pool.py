@@ -17,6 +17,7 @@ the pool, so the parent's in-place optimiser step is what the workers compute wi
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing as mp
 import os
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from nodenet.graph import Model
+from nodenet.optimizers import Optimizer
 
 from . import worker
 from .channel import Channel
@@ -48,6 +50,7 @@ SINGLE_THREAD_ENV = {
 }
 POLL_S = 0.05  # how often a waiting parent checks that its workers are alive
 START_TIMEOUT_S = 120.0
+SPLIT_STEP_MIN_PARAMETERS = 250_000
 
 
 class WorkerError(RuntimeError):
@@ -76,6 +79,12 @@ class WorkerPool:
     chunk : samples per task; ``None`` splits each batch evenly across the workers.
     seed : the run's seed; worker ``i`` seeds NumPy with ``(seed, i)``.
     start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
+    optimiser : the optimiser :meth:`train_step` will use. Its state arrays then live in
+        shared memory too, so the workers can split the step between them.
+    split_step : split each optimiser step across the workers (each sums the gradient
+        slots and updates its own range of parameters). ``None``: when the model has at
+        least ``SPLIT_STEP_MIN_PARAMETERS`` parameters (below that, the extra round of
+        messages costs more than the parent's step; measured in bench/).
     """
 
     def __init__(
@@ -87,6 +96,8 @@ class WorkerPool:
         chunk: int | None = None,
         seed: int | None = 0,
         start_method: str = "spawn",
+        optimiser: Optimizer | None = None,
+        split_step: bool | None = None,
     ):
         _check_int("workers", workers, 1)
         if chunk is not None:
@@ -98,6 +109,9 @@ class WorkerPool:
         if x.shape[1] != model.input_size or t.shape != (len(x), model.output_size):
             raise ValueError(f"x {x.shape} and t {t.shape} do not fit the model {model.sizes}")
         self.model, self.workers, self.chunk = model, workers, chunk
+        if split_step is None:
+            split_step = model.parameter_count >= SPLIT_STEP_MIN_PARAMETERS
+        self.optimiser = optimiser if split_step and workers > 1 else None
         self.seed = 0 if seed is None else int(seed)
         self.step = 0
         self.processes: list = []
@@ -126,6 +140,14 @@ class WorkerPool:
         self.dW = np.empty_like(model.weights)
         self.db = np.empty_like(model.biases)
         model.rebind(weights, biases)
+        if self.optimiser is not None:  # its state moves to shared memory, like the weights
+            for i, (part, flat) in enumerate((("w", weights), ("b", biases))):
+                state = self.optimiser.state[i]
+                for key in self.optimiser.state_keys:
+                    shared = sh.create(f"opt_{part}_{key}", flat.shape, flat.dtype)
+                    if key in state:
+                        shared[...] = state[key]
+                    state[key] = shared
 
     def _start(self, start_method: str) -> None:
         ctx = mp.get_context(start_method)
@@ -180,15 +202,24 @@ class WorkerPool:
         chunk: int | None = None,
         seed: int | None = 0,
         start_method: str = "spawn",
-    ) -> Callable[[Model, np.ndarray, np.ndarray], WorkerPool]:
+        split_step: bool | None = None,
+    ) -> Callable[..., WorkerPool]:
         """A backend factory for :func:`nodenet.fit` (``backend=WorkerPool.factory(2)``)."""
         _check_int("workers", workers, 1)
         if chunk is not None:
             _check_int("chunk", chunk, 1)
 
-        def build(model: Model, x: np.ndarray, t: np.ndarray) -> WorkerPool:
+        def build(model: Model, x: np.ndarray, t: np.ndarray, optimiser=None) -> WorkerPool:
             return cls(
-                model, x, t, workers=workers, chunk=chunk, seed=seed, start_method=start_method
+                model,
+                x,
+                t,
+                workers=workers,
+                chunk=chunk,
+                seed=seed,
+                start_method=start_method,
+                optimiser=optimiser,
+                split_step=split_step,
             )
 
         return build
@@ -212,52 +243,74 @@ class WorkerPool:
         np.sum(self.grad_b, axis=0, out=self.db)
         return loss, correct, self.dW, self.db
 
+    def train_step(self, indices: np.ndarray, optimiser: Optimizer) -> tuple[float, float]:
+        """Gradient of rows ``indices`` and one optimiser step on the mean; returns
+        ``(loss_sum, n_correct)``. With a split step the workers update the parameters,
+        each its own range; otherwise the parent steps on the summed slots."""
+        if optimiser is not self.optimiser:
+            loss, correct, dW, db = self.gradient(indices)
+            optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+            return loss, correct
+        loss, correct = self._run_step("gradient", indices)
+        optimiser.t += 1
+        total = self.model.weights.size + self.model.biases.size
+        bounds = np.linspace(0, total, self.workers + 1).astype(int)
+        settings = {**optimiser.config(), "t": optimiser.t, "n": len(indices)}
+        self._dispatch("update", list(itertools.pairwise(bounds)), settings)
+        return loss, correct
+
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
         return self._run_step("evaluate", indices)
 
+    COUNTERS = (
+        "tasks",
+        "samples",
+        "busy_s",
+        "updates",
+        "update_s",
+        "idle_s",
+        "input_wait_s",
+        "output_put_s",
+    )
+
     def stats(self) -> pd.DataFrame:
-        """Per worker: tasks, samples, busy, idle and queue-blocked seconds, samples/s
-        and utilisation (busy share of the worker's time so far)."""
+        """Per worker: gradient/evaluation tasks, samples and busy seconds; split-step
+        updates and their seconds; seconds idle (waiting for an instruction) and blocked
+        on the input and output queues; samples/s while busy; utilisation (the share of
+        the worker's time spent computing)."""
         rows = []
         for i in range(self.workers):
-            c = dict(self._counters.get(i, {}))
-            c = {
-                "worker": i,
-                **{
-                    k: c.get(k, 0.0)
-                    for k in (
-                        "tasks",
-                        "samples",
-                        "busy_s",
-                        "idle_s",
-                        "input_wait_s",
-                        "output_put_s",
-                    )
-                },
-            }
-            total = c["busy_s"] + c["idle_s"] + c["input_wait_s"] + c["output_put_s"]
+            c = {"worker": i, **{k: self._counters.get(i, {}).get(k, 0.0) for k in self.COUNTERS}}
+            total = sum(c[k] for k in self.COUNTERS if k.endswith("_s"))
             c["samples_per_s"] = c["samples"] / c["busy_s"] if c["busy_s"] else math.nan
-            c["utilisation"] = c["busy_s"] / total if total else math.nan
+            c["utilisation"] = (c["busy_s"] + c["update_s"]) / total if total else math.nan
             rows.append(c)
         return pd.DataFrame(rows)
 
     # ------------------------------------------------------------ one step
     def _run_step(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
-        if self._closed:
-            raise RuntimeError("the worker pool is closed")
+        """A ``gradient`` or ``evaluate`` step over rows ``indices``, in chunks."""
         n = len(indices)
         if n == 0:
             return 0.0, 0.0
-        self._check_alive()
         self.order[:n] = indices
+        chunk = self.chunk or math.ceil(n / self.workers)
+        return self._dispatch(kind, [(s, min(s + chunk, n)) for s in range(0, n, chunk)])
+
+    def _dispatch(self, kind: str, ranges: list[tuple[int, int]], settings: dict | None = None):
+        """One step of the protocol: ``start`` to every worker (with the optimiser
+        ``settings`` for an update step), the tasks, one ``wait`` per worker; then collect
+        results until every worker is waiting. Returns ``(loss_sum, n_correct)``."""
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        self._check_alive()
         self.step += 1
         step = self.step
         for instruction in self.instructions:
-            instruction.put(("start", step))
-        chunk = self.chunk or math.ceil(n / self.workers)
-        for start in range(0, n, chunk):
-            self.inputs.put((kind, step, start, min(start + chunk, n)))
+            instruction.put(("start", step, settings))
+        for start, stop in ranges:
+            self.inputs.put((kind, step, int(start), int(stop)))
         for _ in range(self.workers):
             self.inputs.put(("wait",))
         loss = correct = 0.0
@@ -330,6 +383,10 @@ class WorkerPool:
                     q.close()
             if self.model.weights is not None and "weights" in self._shared.arrays:
                 self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
+            if getattr(self, "optimiser", None) is not None:
+                for state in self.optimiser.state:
+                    for key, value in state.items():
+                        state[key] = value.copy()
             self._shared.unlink()
 
     def __enter__(self) -> WorkerPool:

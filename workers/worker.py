@@ -41,6 +41,43 @@ def _get(q, parent_pid: int):
                 raise ParentGoneError from None
 
 
+class RangeStep:
+    """A worker's share of a split optimiser step: for the parameters ``[start, stop)``
+    of the concatenation ``[weights, biases]``, sum every worker's gradient slot, take
+    the mean, and apply the optimiser to that slice of the shared parameters and of the
+    shared optimiser state (arrays ``opt_w_<key>`` / ``opt_b_<key>``)."""
+
+    def __init__(self, arrays: dict):
+        self.arrays = arrays
+        self.optimiser = None
+        self.n = 1
+        self._key = None
+
+    def configure(self, settings: dict) -> None:
+        from nodenet.optimizers import get_optimizer
+
+        settings = dict(settings)
+        t, self.n = settings.pop("t"), settings.pop("n")
+        key = tuple(sorted(settings.items()))
+        if key != self._key:
+            self.optimiser, self._key = get_optimizer(settings.pop("name"), **settings), key
+        self.optimiser.t = t
+
+    def update(self, start: int, stop: int) -> None:
+        arrays, offset = self.arrays, 0
+        for part, decay in (("w", True), ("b", False)):
+            flat = arrays["weights" if part == "w" else "biases"]
+            lo, hi = max(start - offset, 0), min(stop - offset, flat.size)
+            offset += flat.size
+            if lo >= hi:
+                continue
+            slots = arrays["grad_w" if part == "w" else "grad_b"]
+            g = slots[:, lo:hi].sum(axis=0)
+            g /= self.n
+            state = {k: arrays[f"opt_{part}_{k}"][lo:hi] for k in self.optimiser.state_keys}
+            self.optimiser.apply(state, flat[lo:hi], g, decay)
+
+
 def main(worker_id, specs, config, dtype, seed, instructions, inputs, outputs, parent_pid):
     """Entry point of worker ``worker_id`` (runs in the child process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -58,9 +95,20 @@ def main(worker_id, specs, config, dtype, seed, instructions, inputs, outputs, p
         model.rebind(arrays["weights"], arrays["biases"])
         x, t, order = arrays["x"], arrays["t"], arrays["order"]
         grad_w, grad_b = arrays["grad_w"][worker_id], arrays["grad_b"][worker_id]
+        stepper = RangeStep(arrays)
         np.random.seed(np.random.SeedSequence([seed, worker_id]).generate_state(1)[0])
         counters = dict.fromkeys(
-            ("tasks", "samples", "busy_s", "idle_s", "input_wait_s", "output_put_s"), 0.0
+            (
+                "tasks",
+                "samples",
+                "busy_s",
+                "updates",
+                "update_s",
+                "idle_s",
+                "input_wait_s",
+                "output_put_s",
+            ),
+            0.0,
         )
         outputs.put(("ready", worker_id, os.getpid()))
         while True:
@@ -71,9 +119,12 @@ def main(worker_id, specs, config, dtype, seed, instructions, inputs, outputs, p
                 return
             if instruction[0] != "start":
                 raise ValueError(f"unknown instruction {instruction!r}")
-            step = instruction[1]
-            grad_w.fill(0)
-            grad_b.fill(0)
+            step, settings = instruction[1], instruction[2]
+            if settings is None:  # a gradient or evaluation step: start from zero
+                grad_w.fill(0)
+                grad_b.fill(0)
+            else:  # an update step: the slots hold the gradients to apply
+                stepper.configure(settings)
             while True:
                 clock = time.perf_counter()
                 task = _get(inputs, parent_pid)
@@ -92,12 +143,19 @@ def main(worker_id, specs, config, dtype, seed, instructions, inputs, outputs, p
                     )
                 elif kind == "evaluate":
                     loss, correct = batch_evaluate(model, x[rows], t[rows])
+                elif kind == "update":
+                    stepper.update(start, stop)
+                    loss = correct = 0.0
                 else:
                     raise ValueError(f"unknown task kind {kind!r}")
                 busy = time.perf_counter() - clock
-                counters["tasks"] += 1
-                counters["samples"] += stop - start
-                counters["busy_s"] += busy
+                if kind == "update":
+                    counters["updates"] += 1
+                    counters["update_s"] += busy
+                else:
+                    counters["tasks"] += 1
+                    counters["samples"] += stop - start
+                    counters["busy_s"] += busy
                 clock = time.perf_counter()
                 outputs.put(("result", worker_id, task_step, stop - start, loss, correct, busy))
                 counters["output_put_s"] += time.perf_counter() - clock
