@@ -453,8 +453,15 @@ class Normaliser:
         """Statistics of ``x`` (n, d) for ``kind``."""
         d = x.shape[1]
         if kind == "zscore":
-            std = x.std(axis=0, dtype=np.float64)
-            return cls(kind, x.mean(axis=0, dtype=np.float64), np.where(std > 0, std, 1.0))
+            mean = x.mean(axis=0, dtype=np.float64)
+            # two-pass variance in float64, a block of rows at a time: no temporary the
+            # size of the data set (x.std(dtype=float64) would make one, 2x x in bytes)
+            square_sum = np.zeros(d)
+            for start in range(0, len(x), 4096):
+                block = x[start : start + 4096] - mean
+                square_sum += np.einsum("ij,ij->j", block, block)
+            std = np.sqrt(square_sum / max(len(x), 1))
+            return cls(kind, mean, np.where(std > 0, std, 1.0))
         if kind == "scale":
             return cls(kind, np.zeros(d), np.full(d, 255.0))
         return cls(kind, np.zeros(d), np.ones(d))
@@ -463,7 +470,9 @@ class Normaliser:
         """Return the transformed ``x`` (n, d) as ``dtype``."""
         if x.shape[-1] != self.mean.shape[0]:
             raise ValueError(f"normaliser expects {self.mean.shape[0]} columns, got {x.shape[-1]}")
-        return ((x - self.mean) / self.std).astype(dtype, copy=False)
+        out = np.subtract(x, self.mean, dtype=dtype)  # one new array, then in place
+        out /= self.std
+        return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"kind": np.array(self.kind), "mean": self.mean, "std": self.std}

@@ -1,0 +1,408 @@
+"""``make bench``: nodenet against PyTorch CPU and a plain NumPy loop, in one run.
+
+    python bench/run.py                 # 2 rounds x 5 epochs of every trainer (~5 min)
+    python bench/run.py --rounds 1 --epochs 2 --no-torch
+
+Every trainer runs in a fresh subprocess (its own BLAS/OpenMP thread settings, its own
+memory peak), the trainers alternate round by round, and each figure is the median
+over all its epochs. Configuration of the main table: 784-128-64-10, ReLU/Softmax,
+Adam 1e-3, batch 128, float32, full 60,000-image epochs, z-scored pixels; the time is
+that of the shuffle + mini-batch loop. Writes bench/results.csv, bench/results.md and
+bench/results.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+#: name -> how to run it; "threads" sets the BLAS / OpenMP / torch threads of the run
+MAIN = {
+    "nodenet in-process": {"kind": "nodenet", "workers": 0, "threads": 2},
+    "nodenet 1 worker": {"kind": "nodenet", "workers": 1, "threads": 1},
+    "nodenet 2 workers": {"kind": "nodenet", "workers": 2, "threads": 1},
+    "pytorch 2 threads": {"kind": "torch", "threads": 2},
+    "pytorch 1 thread": {"kind": "torch", "threads": 1},
+    "numpy 2 threads": {"kind": "numpy", "threads": 2},
+    "numpy 1 thread": {"kind": "numpy", "threads": 1},
+}
+#: the pool's scaling: batch 1024 on 784-512-512-10
+SCALING = {
+    "nodenet in-process (1024)": {"kind": "nodenet", "workers": 0, "threads": 2},
+    "nodenet 1 worker (1024)": {"kind": "nodenet", "workers": 1, "threads": 1},
+    "nodenet 2 workers (1024)": {"kind": "nodenet", "workers": 2, "threads": 1},
+}
+SCALING_SIZES = [784, 512, 512, 10]
+
+
+# ------------------------------------------------------------------ child side
+class PeakMemory:
+    """Samples the proportional set size (PSS) of this process and all its descendants
+    every 20 ms: shared memory counts once, however many workers map it."""
+
+    def __init__(self):
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _tree(pid: int) -> list[int]:
+        pids, todo = [], [pid]
+        while todo:
+            p = todo.pop()
+            pids.append(p)
+            for task in Path(f"/proc/{p}/task").glob("*/children"):
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in task.read_text().split())
+        return pids
+
+    def sample(self) -> int:
+        total = 0
+        for pid in self._tree(os.getpid()):
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+            except OSError:
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            # Two back-to-back readings, the smaller kept: while a worker is being
+            # spawned (between fork and exec) it shares all of the parent's pages, and
+            # reading parent and child at different instants can count them twice.
+            self.peak_kib = max(self.peak_kib, min(self.sample(), self.sample()))
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def child(spec: dict, epochs: int, batch: int, sizes: list[int], seed: int) -> dict:
+    """Run one trainer in this process and return its measurements."""
+    import numpy as np
+
+    from nodenet.data import Normaliser, load_mnist
+
+    train, test = load_mnist()
+    normaliser = Normaliser.fit("zscore", train.x)
+    x, x_test = normaliser(train.x), normaliser(test.x)
+    seconds: list[float] = []
+    with PeakMemory() as memory:
+        if spec["kind"] == "nodenet":
+            from nodenet import Layer, Model, fit
+            from nodenet.predict import evaluate
+
+            layers = [Layer(n, "relu") for n in sizes[1:-1]] + [Layer(sizes[-1], "softmax")]
+            model = Model(sizes[0], "cross_entropy", layers).construct(seed=seed)
+            history = fit(
+                model,
+                x,
+                train.y,
+                epochs=epochs,
+                batch_size=batch,
+                optimiser="adam",
+                lr=1e-3,
+                validation=0.0,
+                workers=spec["workers"],
+                seed=seed,
+            )
+            seconds = [e["seconds"] for e in history.epochs]
+            accuracy = evaluate(model, x_test, test.y)["accuracy"]
+        elif spec["kind"] == "torch":
+            import torch_mlp
+
+            accuracy = torch_mlp.train(
+                x, train.y, x_test, test.y, epochs, batch, seed, seconds.append, spec["threads"]
+            )
+        else:
+            import numpy_mlp
+
+            accuracy = numpy_mlp.train(
+                x, train.y, x_test, test.y, epochs, batch, seed, seconds.append
+            )
+    return {
+        "epoch_seconds": seconds,
+        "accuracy": accuracy,
+        "peak_mib": memory.peak_kib / 1024,
+        "samples": len(x),
+        "numpy": np.__version__,
+    }
+
+
+def child_extras() -> dict:
+    """The pool's per-step overhead and the node-by-node pass."""
+    import numpy as np
+    from node_by_node import seconds_per_sample
+
+    from nodenet import Layer, Model
+    from nodenet.data import Normaliser, load_mnist
+    from nodenet.optimizers import Adam
+    from workers import WorkerPool
+
+    result = {}
+    tiny = Model(4, "cross_entropy", [Layer(3, "relu"), Layer(2, "softmax")]).construct()
+    x = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
+    t = tiny.targets(np.arange(1000) % 2)
+    for workers in (1, 2):
+        with WorkerPool(tiny, x, t, workers=workers) as pool:
+            opt, idx = Adam(), np.arange(8)
+            for _ in range(200):
+                pool.train_step(idx, opt)
+            start, steps = time.perf_counter(), 2000
+            for _ in range(steps):
+                pool.train_step(idx, opt)
+            result[f"overhead_us_{workers}"] = (time.perf_counter() - start) / steps * 1e6
+    train, _ = load_mnist()
+    model = Model(
+        784, "cross_entropy", [Layer(128, "relu"), Layer(64, "relu"), Layer(10, "softmax")]
+    ).construct(seed=0)
+    xs = Normaliser.fit("zscore", train.x)(train.x[:10])
+    result["node_seconds_per_sample"] = seconds_per_sample(model, xs, train.y[:10])
+    return result
+
+
+# ----------------------------------------------------------------- parent side
+def run_child(args: list[str], threads: int) -> dict:
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = str(threads)
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=3600
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"bench child {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    import numpy as np
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    blas = "unknown BLAS"
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{info['name']} {info.get('version', '')}".strip()
+    except Exception:
+        pass
+    try:
+        import torch
+
+        torch_version = f", torch {torch.__version__}"
+    except ImportError:
+        torch_version = ""
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"numpy {np.__version__} ({blas}){torch_version}"
+    )
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python bench/run.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of every trainer")
+    p.add_argument("--epochs", type=int, default=5, help="epochs per trainer and round")
+    p.add_argument("--scaling-epochs", type=int, default=2, help="epochs of the batch-1024 runs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
+    p.add_argument("--out", default=str(HERE), help="where results.* go")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--sizes", type=int, nargs="+", default=[784, 128, 64, 10], help=argparse.SUPPRESS
+    )
+    args = p.parse_args(argv)
+    if args.extras:
+        print(json.dumps(child_extras()))
+        return 0
+    if args.child:
+        spec = {**MAIN, **SCALING}[args.child]
+        print(json.dumps(child(spec, args.epochs, args.batch, args.sizes, args.seed)))
+        return 0
+
+    import pandas as pd
+
+    trainers = {k: v for k, v in MAIN.items() if not (args.no_torch and v["kind"] == "torch")}
+    runs: dict[str, list[dict]] = {name: [] for name in [*trainers, *SCALING]}
+    started = time.perf_counter()
+    for r in range(args.rounds):
+        for name, spec in trainers.items():
+            print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
+            runs[name].append(
+                run_child(
+                    ["--child", name, "--epochs", str(args.epochs), "--seed", str(args.seed + r)],
+                    spec["threads"],
+                )
+            )
+        for name, spec in SCALING.items():
+            print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
+            runs[name].append(
+                run_child(
+                    [
+                        "--child",
+                        name,
+                        "--epochs",
+                        str(args.scaling_epochs),
+                        "--batch",
+                        "1024",
+                        "--sizes",
+                        *map(str, SCALING_SIZES),
+                        "--seed",
+                        str(args.seed + r),
+                    ],
+                    spec["threads"],
+                )
+            )
+    print("pool overhead and the node-by-node pass", flush=True)
+    extras = run_child(["--extras"], 2)
+
+    rows = []
+    for name, results in runs.items():
+        spec = {**MAIN, **SCALING}[name]
+        seconds = [s for result in results for s in result["epoch_seconds"]]
+        epoch_s = median(seconds)
+        rows.append(
+            {
+                "table": "batch 1024, 784-512-512-10"
+                if name in SCALING
+                else "batch 128, 784-128-64-10",
+                "trainer": name,
+                "threads": spec["threads"]
+                if spec["kind"] != "nodenet" or not spec.get("workers")
+                else f"{spec['workers']} workers x 1",
+                "seconds_per_epoch": epoch_s,
+                "samples_per_s": results[0]["samples"] / epoch_s,
+                "peak_mib": max(result["peak_mib"] for result in results),
+                "test_accuracy": sum(result["accuracy"] for result in results) / len(results),
+                "epochs_measured": len(seconds),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    main_rows = frame["table"].str.startswith("batch 128")
+    by_name = frame.set_index("trainer")["seconds_per_epoch"]
+    for ref, column in (
+        ("pytorch 2 threads", "x_pytorch_2_threads"),
+        ("numpy 2 threads", "x_numpy_2_threads"),
+    ):
+        if ref in by_name:
+            frame.loc[main_rows, column] = frame.loc[main_rows, "seconds_per_epoch"] / by_name[ref]
+    node_s = extras["node_seconds_per_sample"]
+    frame = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                [
+                    {
+                        "table": "batch 128, 784-128-64-10",
+                        "trainer": "node by node, sample by sample",
+                        "threads": 1,
+                        "seconds_per_epoch": node_s * 60000,
+                        "samples_per_s": 1 / node_s,
+                        "epochs_measured": 0,
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
+    one, two = (by_name.get(f"nodenet {k} (1024)") for k in ("1 worker", "2 workers"))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "results.csv", index=False)
+    stamp = datetime.date.today().isoformat()
+    lines = [
+        f"`make bench` on {stamp}: {machine()}; {args.rounds} rounds x {args.epochs} epochs "
+        f"(batch 1024: x {args.scaling_epochs}), medians; {time.perf_counter() - started:.0f} s.",
+        "",
+        "| trainer | threads | s / epoch | samples / s | x PyTorch 2 thr | x NumPy 2 thr "
+        "| peak MiB | test acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(row, key, spec):
+        value = row.get(key)
+        return "" if value is None or value != value else format(value, spec)
+
+    for row in frame.to_dict("records"):
+        lines.append(
+            f"| {row['trainer']} | {row['threads']} | {fmt(row, 'seconds_per_epoch', '.3f')} "
+            f"| {fmt(row, 'samples_per_s', ',.0f')} | {fmt(row, 'x_pytorch_2_threads', '.2f')} "
+            f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'peak_mib', '.0f')} "
+            f"| {fmt(row, 'test_accuracy', '.4f')} |"
+        )
+    lines += [
+        "",
+        f"Pool scaling at batch 1024: 2 workers = {two and one / two:.2f}x the samples/s "
+        f"of 1 worker. Per-step overhead of the pool (tiny model): "
+        f"{extras['overhead_us_1']:.0f} us with 1 worker, {extras['overhead_us_2']:.0f} us "
+        f"with 2. Node by node: {node_s:.2f} s per sample.",
+    ]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(frame, out / "results.png")
+    return 0
+
+
+def plot(frame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = frame[frame["epochs_measured"] > 0]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.5))
+    colours = ["tab:blue" if t.startswith("nodenet") else "tab:gray" for t in shown["trainer"]]
+    labels = [
+        f"{t} [{b.split(',')[0]}]" for t, b in zip(shown["trainer"], shown["table"], strict=True)
+    ]
+    ax.barh(labels, shown["samples_per_s"], color=colours)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel="training samples per second (higher is better)",
+        title="nodenet vs PyTorch CPU and plain NumPy (same machine, same run)",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
