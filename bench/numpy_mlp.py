@@ -1,6 +1,6 @@
 """The baseline: a plain vectorised NumPy MLP with Adam, as a person would write it.
 
-Layout ``x @ W + b`` with ``W`` of shape (n_in, n_out); He initialisation; softmax +
+Layout ``x @ W + b`` with ``W`` of shape (n_in, n_out); LeCun-uniform initialisation (as PyTorch); softmax +
 cross-entropy fused into ``p - y``; Adam with the usual formulas. No node objects, no
 caches, no flat arrays: the shortest honest loop to compare nodenet against.
 """
@@ -15,11 +15,16 @@ import numpy as np
 class NumpyMLP:
     def __init__(self, sizes: list[int], seed: int = 0, dtype=np.float32):
         rng = np.random.default_rng(seed)
+        # LeCun uniform for weights and biases: PyTorch's nn.Linear default, used by
+        # every trainer of the benchmark so that all start from the same distribution
+        limits = [1 / np.sqrt(a) for a in sizes[:-1]]
         self.W = [
-            (rng.normal(0, np.sqrt(2 / a), size=(a, b))).astype(dtype)
-            for a, b in itertools.pairwise(sizes)
+            rng.uniform(-c, c, size=(a, b)).astype(dtype)
+            for c, (a, b) in zip(limits, itertools.pairwise(sizes), strict=True)
         ]
-        self.b = [np.zeros(b, dtype=dtype) for b in sizes[1:]]
+        self.b = [
+            rng.uniform(-c, c, size=b).astype(dtype) for c, b in zip(limits, sizes[1:], strict=True)
+        ]
         self.params = self.W + self.b
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]

@@ -1,4 +1,8 @@
-"""Weight initialisation: He (Kaiming) and Xavier (Glorot). Biases start at zero."""
+"""Weight initialisation: He (Kaiming), Xavier (Glorot) and LeCun uniform.
+
+He and Xavier start the biases at zero; LeCun uniform draws them like the weights, as
+PyTorch's ``nn.Linear`` does by default.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,19 @@ def xavier(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-limit, limit, size=(fan_out, fan_in))
 
 
-INITIALISERS = {"he": he, "kaiming": he, "xavier": xavier, "glorot": xavier}
+def lecun(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniform on ``+-1 / sqrt(fan_in)``; shape ``(fan_out, fan_in)``. PyTorch's default
+    for ``nn.Linear`` (Kaiming uniform with ``a = sqrt(5)``)."""
+    limit = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-limit, limit, size=(fan_out, fan_in))
+
+
+INITIALISERS = {"he": he, "kaiming": he, "xavier": xavier, "glorot": xavier, "lecun": lecun}
 
 
 def initialise(model: Model, method: str, rng: np.random.Generator) -> None:
-    """Fill every layer's ``W`` view with ``method`` (``"he"`` or ``"xavier"``) and set
-    the biases to zero, in place in the model's flat arrays."""
+    """Fill every layer's ``W`` and ``b`` views by ``method`` (``"he"``, ``"xavier"`` or
+    ``"lecun"``), in place in the model's flat arrays."""
     key = str(method).lower()
     if key not in INITIALISERS:
         raise ValueError(f"unknown init {method!r}; expected one of {sorted(INITIALISERS)}")
@@ -36,4 +47,7 @@ def initialise(model: Model, method: str, rng: np.random.Generator) -> None:
     for layer in model.layers[1:]:
         fan_out, fan_in = layer.W.shape
         layer.W[...] = draw(fan_in, fan_out, rng)
-    model.biases[...] = 0
+        if draw is lecun:
+            layer.b[...] = rng.uniform(-1.0, 1.0, size=fan_out) / np.sqrt(fan_in)
+        else:
+            layer.b[...] = 0

@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(set(ACTIVATIONS) - {"softmax"}),
         help="activation of the hidden layers (the output layer is Softmax)",
     )
-    net.add_argument("--init", default="he", choices=["he", "xavier"], help="weight initialisation")
+    net.add_argument(
+        "--init",
+        default="he",
+        choices=["he", "xavier", "lecun"],
+        help="weight initialisation (lecun: PyTorch's nn.Linear default)",
+    )
     net.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 
     opt = p.add_argument_group("optimisation")

@@ -120,3 +120,13 @@ def test_repr_names_the_architecture(mnist_model):
     assert repr(mnist_model) == (
         "Model(784, CrossEntropy(), [Layer(128, ReLU()), Layer(64, ReLU()), Layer(10, Softmax())])"
     )
+
+
+def test_lecun_uniform_draws_weights_and_biases_within_one_over_sqrt_fan_in():
+    model = Model(400, "cross_entropy", [Layer(300, ReLU()), Layer(10, Softmax())])
+    model.construct(seed=0, init="lecun")
+    limit = 1 / np.sqrt(400)
+    layer = model.layers[1]
+    assert np.abs(layer.W).max() <= limit and np.abs(layer.b).max() <= limit
+    assert abs(layer.W.std() - limit / np.sqrt(3)) < 0.002  # uniform: std = limit / sqrt(3)
+    assert layer.b.std() > limit / 3  # biases are drawn too, not zero

@@ -1,0 +1,124 @@
+"""Profile the worker pool: samples/s, utilisation and queue time per setting.
+
+    python scripts/profile_workers.py                         # 1..cores workers
+    python scripts/profile_workers.py --batches 128 1024 --chunks auto 32 --hidden 512 512
+
+Prints a table, names the bottleneck it finds, and writes profile.csv and profile.png
+into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd
+
+from nodenet import Layer, Model
+from nodenet.data import DataError, Normaliser, load_mnist
+from workers.profiling import diagnose, measure, step_overhead_us
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python scripts/profile_workers.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--workers", type=int, nargs="+", default=list(range(1, (os.cpu_count() or 1) + 1))
+    )
+    p.add_argument(
+        "--chunks",
+        nargs="+",
+        default=["auto", "32"],
+        help="samples per task; 'auto' splits each batch evenly",
+    )
+    p.add_argument("--batches", type=int, nargs="+", default=[128, 512, 1024])
+    p.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
+    p.add_argument("--seconds", type=float, default=1.5, help="measuring time per setting")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default="runs/profile")
+    args = p.parse_args(argv)
+    try:
+        chunks = [None if c == "auto" else int(c) for c in args.chunks]
+    except ValueError:
+        p.error("--chunks takes 'auto' or whole numbers")
+    try:
+        train, _ = load_mnist(args.data_dir)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    layers = [Layer(n, "relu") for n in args.hidden] + [Layer(10, "softmax")]
+    model = Model(784, "cross_entropy", layers).construct(seed=0)
+    x = Normaliser.fit("zscore", train.x)(train.x)
+    t = model.targets(train.y)
+
+    rows, overhead = [], {}
+    for workers in args.workers:
+        overhead[workers] = step_overhead_us(workers)
+        print(
+            f"{workers} worker(s): protocol overhead {overhead[workers]:.0f} us per step",
+            flush=True,
+        )
+        for m in measure(model, x, t, workers, chunks, args.batches, args.seconds):
+            rows.append({**m.row(), "overhead_us": overhead[workers]})
+            print(
+                f"  chunk {rows[-1]['chunk']}, batch {m.batch}: "
+                f"{rows[-1]['samples_per_s']:,.0f} samples/s",
+                flush=True,
+            )
+    table = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "profile.csv", index=False)
+    with pd.option_context("display.width", 160, "display.float_format", "{:,.3f}".format):
+        print(f"\n{model}\n{table.to_string(index=False)}\n")
+    for finding in diagnose(table, overhead):
+        print(finding)
+    plot(table, out / "profile.png")
+    print(f"\n-> {out / 'profile.csv'}, {out / 'profile.png'}")
+    return 0
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for (workers, chunk), rows in table.groupby(["workers", "chunk"], sort=False):
+        left.plot(rows["batch"], rows["samples_per_s"], "o-", label=f"{workers} w, chunk {chunk}")
+    left.set(xscale="log", xlabel="batch size", ylabel="samples / s", title="Throughput")
+    left.legend(fontsize=8)
+    labels = [f"{r.workers}w c{r.chunk} b{r.batch}" for r in table.itertuples()]
+    bottom = None
+    for column, colour in (
+        ("utilisation", "tab:green"),
+        ("idle_share", "tab:gray"),
+        ("input_wait_share", "tab:orange"),
+        ("output_put_share", "tab:red"),
+    ):
+        right.bar(
+            labels,
+            table[column],
+            bottom=bottom,
+            color=colour,
+            label=column.replace("_share", "").replace("_", " "),
+        )
+        bottom = table[column] if bottom is None else bottom + table[column]
+    right.set(ylabel="share of worker time", title="Where the workers' time goes")
+    right.tick_params(axis="x", rotation=70, labelsize=7)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
