@@ -11,7 +11,7 @@ from .data import DataError, Normaliser
 from .graph import Layer, Model, Node
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp
-from .training import Callback, EarlyStopping, History, InProcess, fit
+from .training import Callback, EarlyStopping, History, InProcess, StepDecay, fit
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SquaredError",
+    "StepDecay",
     "Tanh",
     "fit",
 ]

@@ -15,7 +15,7 @@ from .files import atomic_write
 from .training import History
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike) -> Path:
     """Write the figure atomically in the format its suffix names, then close it."""
     path = Path(path)
     try:
@@ -65,7 +65,7 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "") -> 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _validation_points(batches, epochs) -> dict:
@@ -114,7 +114,7 @@ def plot_confusion(
     ax.set(
         title=title, xlabel="predicted class", ylabel="true class", xticks=range(k), yticks=range(k)
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(
@@ -130,4 +130,4 @@ def plot_curves(
         ax.plot(np.arange(1, len(values) + 1), values, lw=0.9, label=name)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

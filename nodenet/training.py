@@ -165,6 +165,22 @@ class Callback:
         return False
 
 
+class StepDecay(Callback):
+    """Multiply the optimiser's learning rate by ``factor`` every ``every`` epochs."""
+
+    def __init__(self, factor: float = 0.5, every: int = 10):
+        if not 0 < factor <= 1 or every < 1:
+            raise ValueError(
+                f"StepDecay needs 0 < factor <= 1 and every >= 1, got {factor}, {every}"
+            )
+        self.factor, self.every = factor, every
+
+    def on_epoch_end(self, record, model, optimiser, history):
+        if record["epoch"] % self.every == 0:
+            optimiser.lr *= self.factor
+        return False
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` (an epoch record key) has not improved for ``patience``
     epochs; lower is better for losses, higher for accuracies."""
