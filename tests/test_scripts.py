@@ -279,5 +279,37 @@ def test_default_run_accuracy(mnist, tmp_path):
     result = run("train_mnist.py", "--out", str(tmp_path), "--quiet", "--seed", "0", timeout=580)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    # measured 96.8-97.3% over seeds (see README); the issue's 97.5% is not reached yet
+    # measured 96.84, 97.04, 97.02% for seeds 0-2 (README); the issue asks 97.5%, not reached
     assert metrics["test_accuracy"] >= 0.965, metrics
+
+
+@pytest.mark.timeout(300)
+def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_path):
+    result = run(
+        "profile_workers.py",
+        "--workers",
+        "1",
+        "2",
+        "--chunks",
+        "auto",
+        "16",
+        "--batches",
+        "128",
+        "1024",
+        "--seconds",
+        "0.2",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "protocol overhead" in result.stdout and "Bottleneck:" in result.stdout
+    table = pd.read_csv(tmp_path / "profile.csv")
+    assert len(table) == 2 * 2 * 2
+    assert table["samples_per_s"].gt(0).all()
+    assert table["utilisation"].between(0, 1).all() and table["idle_share"].between(0, 1).all()
+    shares = table[["utilisation", "idle_share", "input_wait_share", "output_put_share"]].sum(
+        axis=1
+    )
+    assert np.allclose(shares, 1, atol=1e-6)  # every second of the workers is accounted for
+    assert set(table.loc[table["chunk"] == "16", "tasks_per_step"]) == {8.0, 64.0}
+    assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"
