@@ -263,16 +263,7 @@ class WorkerPool:
         """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
         return self._run_step("evaluate", indices)
 
-    COUNTERS = (
-        "tasks",
-        "samples",
-        "busy_s",
-        "updates",
-        "update_s",
-        "idle_s",
-        "input_wait_s",
-        "output_put_s",
-    )
+    COUNTERS = worker.COUNTERS
 
     def stats(self) -> pd.DataFrame:
         """Per worker: gradient/evaluation tasks, samples and busy seconds; split-step

@@ -25,6 +25,19 @@ import time
 import traceback
 
 POLL_S = 1.0
+#: what a worker counts and reports with each ``waiting`` message: gradient/evaluation
+#: tasks, samples and seconds; split-step updates and seconds; seconds idle (waiting for
+#: an instruction) and blocked on the input and output queues
+COUNTERS = (
+    "tasks",
+    "samples",
+    "busy_s",
+    "updates",
+    "update_s",
+    "idle_s",
+    "input_wait_s",
+    "output_put_s",
+)
 
 
 class ParentGoneError(Exception):
@@ -100,19 +113,7 @@ def main(worker_id, specs, config, dtype, seed, instructions, inputs, outputs, p
         grad_w, grad_b = arrays["grad_w"][worker_id], arrays["grad_b"][worker_id]
         stepper = RangeStep(arrays)
         np.random.seed(np.random.SeedSequence([seed, worker_id]).generate_state(1)[0])
-        counters = dict.fromkeys(
-            (
-                "tasks",
-                "samples",
-                "busy_s",
-                "updates",
-                "update_s",
-                "idle_s",
-                "input_wait_s",
-                "output_put_s",
-            ),
-            0.0,
-        )
+        counters = dict.fromkeys(COUNTERS, 0.0)
         outputs.put(("ready", worker_id, os.getpid()))
         while True:
             clock = time.perf_counter()
