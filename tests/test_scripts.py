@@ -312,4 +312,6 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
     )
     assert np.allclose(shares, 1, atol=1e-6)  # every second of the workers is accounted for
     assert set(table.loc[table["chunk"] == "16", "tasks_per_step"]) == {8.0, 64.0}
+    per_worker = table.loc[table["workers"] == 2, "utilisation_per_worker"]
+    assert per_worker.str.fullmatch(r"\d\.\d\d/\d\.\d\d").all()
     assert (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"

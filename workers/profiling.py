@@ -53,6 +53,9 @@ class Measurement:
             "samples_per_s": self.batch * self.steps / self.seconds,
             "ms_per_step": self.seconds / self.steps * 1e3,
             "utilisation": share("busy_s") + share("update_s"),
+            "utilisation_per_worker": "/".join(
+                f"{u:.2f}" for u in (s["busy_s"] + s["update_s"]) / total
+            ),
             "idle_share": share("idle_s"),
             "input_wait_share": share("input_wait_s"),
             "output_put_share": share("output_put_s"),
