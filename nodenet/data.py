@@ -111,13 +111,12 @@ def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
     return labels
 
 
-def _check_labels(labels: np.ndarray, path: Path | str, row_offset: int = 0) -> None:
+def _check_labels(labels: np.ndarray, path: Path | str, where=lambda row: f"row {row}") -> None:
+    """``DataError`` at the first label outside 0..9; ``where(row)`` names its place."""
     bad = (labels < 0) | (labels >= N_CLASSES)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{path}: row {row + row_offset}: label {labels[row]} outside 0..{N_CLASSES - 1}"
-        )
+        raise DataError(f"{path}: {where(row)}: label {labels[row]} outside 0..{N_CLASSES - 1}")
 
 
 # -------------------------------------------------------------------------- CSV
@@ -257,12 +256,7 @@ def _labels_from_column(column: np.ndarray, path: Path, first_line: int) -> np.n
         raise DataError(
             f"{path}: line {row + first_line}, column 1: label {column[row]:g} is not a whole number"
         )
-    bad = (labels < 0) | (labels >= N_CLASSES)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{path}: line {row + first_line}, column 1: label {labels[row]} outside 0..{N_CLASSES - 1}"
-        )
+    _check_labels(labels, path, lambda row: f"line {row + first_line}, column 1")
     return labels
 
 
