@@ -16,6 +16,7 @@ import numpy as np
 
 from .activations import Activation, Identity, get_activation
 from .backprop import Backprop, batch_gradient
+from .checks import require_int
 from .init import initialise
 from .losses import Loss, get_loss
 
@@ -65,9 +66,7 @@ class Layer:
     ``a`` hold the pre-activations and activations of the samples in hand, shape (n, N)."""
 
     def __init__(self, size: int, activation: str | dict | Activation = "relu"):
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"layer size must be a positive integer, got {size!r}")
-        self.size = int(size)
+        self.size = require_int("layer size", size, 1)
         self.activation = get_activation(activation)
         self.index: int | None = None
         self.W: np.ndarray | None = None

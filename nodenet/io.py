@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import require_int
 from .data import Normaliser
 from .files import atomic_write
 from .graph import Model
@@ -187,10 +188,8 @@ class Checkpoint(Callback):
     ``settings`` (JSON-serialisable) are stored with it for ``--resume``."""
 
     def __init__(self, directory: str | os.PathLike, every: int = 1, settings: dict | None = None):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"checkpoint every must be an integer >= 1, got {every!r}")
         self.path = Path(directory) / "checkpoint.npz"
-        self.every = every
+        self.every = require_int("checkpoint every", every, 1)
         self.settings = settings or {}
 
     def save(self, model, optimiser, history, epoch: int, batch: int) -> Path:

@@ -25,6 +25,7 @@ import pandas as pd
 from stopwatch import Stopwatch
 
 from .backprop import batch_evaluate, batch_gradient
+from .checks import require_int
 from .files import atomic_write
 from .graph import Model
 from .optimizers import Optimizer, get_optimizer
@@ -169,11 +170,9 @@ class StepDecay(Callback):
     """Multiply the optimiser's learning rate by ``factor`` every ``every`` epochs."""
 
     def __init__(self, factor: float = 0.5, every: int = 10):
-        if not 0 < factor <= 1 or every < 1:
-            raise ValueError(
-                f"StepDecay needs 0 < factor <= 1 and every >= 1, got {factor}, {every}"
-            )
-        self.factor, self.every = factor, every
+        if not 0 < factor <= 1:
+            raise ValueError(f"StepDecay factor must lie in (0, 1], got {factor!r}")
+        self.factor, self.every = factor, require_int("StepDecay every", every, 1)
 
     def on_epoch_end(self, record, model, optimiser, history):
         if record["epoch"] % self.every == 0:
@@ -320,8 +319,7 @@ def _check_settings(epochs, batch_size, workers, validate_every, initial_epoch) 
         ("workers", workers, 0),
         ("initial_epoch", initial_epoch, 0),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        require_int(name, value, low)
     if validate_every is not None and (not isinstance(validate_every, int) or validate_every < 1):
         raise ValueError(f"validate_every must be None or an integer >= 1, got {validate_every!r}")
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from nodenet.checks import require_int
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer
 
@@ -99,9 +100,9 @@ class WorkerPool:
         optimiser: Optimizer | None = None,
         split_step: bool | None = None,
     ):
-        _check_int("workers", workers, 1)
+        require_int("workers", workers, 1)
         if chunk is not None:
-            _check_int("chunk", chunk, 1)
+            require_int("chunk", chunk, 1)
         if workers > len(x):
             raise ValueError(
                 f"workers ({workers}) must not exceed the number of samples ({len(x)})"
@@ -205,9 +206,9 @@ class WorkerPool:
         split_step: bool | None = None,
     ) -> Callable[..., WorkerPool]:
         """A backend factory for :func:`nodenet.fit` (``backend=WorkerPool.factory(2)``)."""
-        _check_int("workers", workers, 1)
+        require_int("workers", workers, 1)
         if chunk is not None:
-            _check_int("chunk", chunk, 1)
+            require_int("chunk", chunk, 1)
 
         def build(model: Model, x: np.ndarray, t: np.ndarray, optimiser=None) -> WorkerPool:
             return cls(
@@ -392,8 +393,3 @@ class WorkerPool:
 
     def __repr__(self) -> str:
         return f"WorkerPool(workers={self.workers}, chunk={self.chunk}, step={self.step})"
-
-
-def _check_int(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
