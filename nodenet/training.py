@@ -399,12 +399,10 @@ class _Run:
                     rate=f"{samples / max(watch.duration, 1e-9):.0f}/s",
                     refresh=False,
                 )
-            if self.interrupt.requested:
+            if self.interrupt.requested and b + 1 < len(batches):
                 if bar is not None:
                     bar.close()
-                for callback in self.callbacks:
-                    callback.on_interrupt(self.model, self.optimiser, self.history, epoch, b + 1)
-                raise KeyboardInterrupt
+                self.stop_for_interrupt(epoch, b + 1)
         watch.stop()
         if bar is not None:
             bar.close()
@@ -423,4 +421,13 @@ class _Run:
         stop = False
         for callback in self.callbacks:
             stop |= bool(callback.on_epoch_end(record, self.model, self.optimiser, self.history))
+        if self.interrupt.requested:  # after the last batch: the epoch is complete
+            self.stop_for_interrupt(epoch + 1, 0)
         return stop
+
+    def stop_for_interrupt(self, epoch: int, batch: int) -> None:
+        """Tell the callbacks where training stopped (epoch index, batches of it done),
+        then raise ``KeyboardInterrupt``."""
+        for callback in self.callbacks:
+            callback.on_interrupt(self.model, self.optimiser, self.history, epoch, batch)
+        raise KeyboardInterrupt

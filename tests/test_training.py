@@ -1,10 +1,24 @@
 """fit(): in-process training on real MNIST, validation, history, callbacks, settings."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
-from nodenet import CrossEntropy, EarlyStopping, History, Layer, Model, ReLU, Softmax, fit
+from nodenet import (
+    Callback,
+    CrossEntropy,
+    EarlyStopping,
+    History,
+    Layer,
+    Model,
+    ReLU,
+    Softmax,
+    fit,
+)
 from nodenet.data import Normaliser
+from nodenet.io import Checkpoint, load_checkpoint
 from nodenet.predict import confusion_matrix, evaluate, predict
 from tests.conftest import mlp
 
@@ -106,3 +120,36 @@ def test_bad_settings_raise(kwargs, message):
     x, y = np.zeros((10, 4)), np.zeros(10, dtype=int)
     with pytest.raises(ValueError, match=message):
         fit(model, x, y, **kwargs)
+
+
+def test_ctrl_c_on_the_last_batch_of_an_epoch_resumes_at_the_next_epoch(tmp_path):
+    """The interrupt lands after an epoch's last step: the checkpoint must point at the
+    start of the next epoch (with the finished epoch recorded), not past the end."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(640, 20)), rng.integers(0, 3, size=640)  # 5 batches of 128
+
+    class CtrlCOnLastBatch(Callback):
+        def on_batch_end(self, record, model):
+            if record["epoch"] == 1 and record["batch"] == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    settings = {"epochs": 2, "batch_size": 128, "validation": 0.0, "seed": 4}
+    straight = mlp([20, 8, 3], seed=1)
+    fit(straight, x, y, **settings)
+    model = mlp([20, 8, 3], seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, x, y, callbacks=[CtrlCOnLastBatch(), Checkpoint(tmp_path)], **settings)
+    state = load_checkpoint(tmp_path)
+    assert (state.epoch, state.batch) == (1, 0)
+    assert len(state.history.epochs) == 1
+    fit(
+        state.model,
+        x,
+        y,
+        optimiser=state.optimiser,
+        initial_epoch=state.epoch,
+        initial_batch=state.batch,
+        history=state.history,
+        **settings,
+    )
+    np.testing.assert_array_equal(state.model.weights, straight.weights)
