@@ -154,27 +154,13 @@ def child(
 
 def child_extras() -> dict:
     """The pool's per-step overhead and the node-by-node pass."""
-    import numpy as np
     from node_by_node import seconds_per_sample
 
     from nodenet import Layer, Model
     from nodenet.data import Normaliser, load_mnist
-    from nodenet.optimizers import Adam
-    from workers import WorkerPool
+    from workers.profiling import step_overhead_us
 
-    result = {}
-    tiny = Model(4, "cross_entropy", [Layer(3, "relu"), Layer(2, "softmax")]).construct()
-    x = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
-    t = tiny.targets(np.arange(1000) % 2)
-    for workers in (1, 2):
-        with WorkerPool(tiny, x, t, workers=workers) as pool:
-            opt, idx = Adam(), np.arange(8)
-            for _ in range(200):
-                pool.train_step(idx, opt)
-            start, steps = time.perf_counter(), 2000
-            for _ in range(steps):
-                pool.train_step(idx, opt)
-            result[f"overhead_us_{workers}"] = (time.perf_counter() - start) / steps * 1e6
+    result = {f"overhead_us_{w}": step_overhead_us(w, steps=2000) for w in (1, 2)}
     train, _ = load_mnist()
     model = Model(
         784, "cross_entropy", [Layer(128, "relu"), Layer(64, "relu"), Layer(10, "softmax")]
