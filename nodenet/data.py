@@ -93,9 +93,18 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     )
 
 
+def _read_mnist_idx(path: str | os.PathLike) -> np.ndarray:
+    """An IDX file that must hold unsigned bytes (type 0x08), as MNIST's files do: any
+    other type code (a damaged header byte, say) would read as plausible wrong numbers."""
+    array = read_idx(path)
+    if array.dtype != np.uint8:
+        raise DataError(f"{path}: expected unsigned-byte IDX data (type 0x08), got {array.dtype}")
+    return array
+
+
 def read_idx_images(path: str | os.PathLike) -> np.ndarray:
     """IDX images as float32 ``(n, 784)`` pixel values 0..255."""
-    images = read_idx(path)
+    images = _read_mnist_idx(path)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
         raise DataError(f"{path}: expected images of 28x28, got shape {images.shape}")
     return images.reshape(len(images), IMAGE_PIXELS).astype(np.float32)
@@ -103,7 +112,7 @@ def read_idx_images(path: str | os.PathLike) -> np.ndarray:
 
 def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
     """IDX labels as int64 ``(n,)``, each checked to lie in 0..9."""
-    labels = read_idx(path)
+    labels = _read_mnist_idx(path)
     if labels.ndim != 1:
         raise DataError(f"{path}: expected a vector of labels, got shape {labels.shape}")
     labels = labels.astype(np.int64)

@@ -70,6 +70,8 @@ def test_idx_errors_name_the_problem(tmp_path):
         "header": (good[:2], "too short"),
         "gzip": (gzip.compress(good)[:-6], "corrupt or truncated gzip"),
         "label": (idx_bytes(np.array([1, 12], dtype=np.uint8)), r"row 1: label 12 outside 0\.\.9"),
+        # found by hypothesis: type byte 0x08 -> 0x09 made pixels signed, read as -128..127
+        "type": (good[:2] + b"\x09" + good[3:], r"expected unsigned-byte IDX data \(type 0x08\)"),
     }
     for name, (content, message) in cases.items():
         path = tmp_path / name
