@@ -439,7 +439,9 @@ class Normaliser:
     """Input transform ``x -> (x - mean) / std`` with statistics from training data.
 
     ``kind="scale"`` divides by 255 (mean 0, std 255); ``kind="zscore"`` uses each
-    column's mean and standard deviation, with zero-variance columns kept at std 1.
+    column's mean and standard deviation, with zero-variance columns kept at std 1 and,
+    optionally, every std raised to a floor (see :meth:`fit`). ``mean`` and ``std`` are
+    float32 arrays of shape (d,), saved with the model.
     """
 
     KINDS = ("scale", "zscore", "none")
@@ -452,8 +454,14 @@ class Normaliser:
         self.std = np.asarray(std, dtype=np.float32)
 
     @classmethod
-    def fit(cls, kind: str, x: np.ndarray) -> Normaliser:
-        """Statistics of ``x`` (n, d) for ``kind``."""
+    def fit(cls, kind: str, x: np.ndarray, std_floor: float | str = 0.0) -> Normaliser:
+        """Statistics of ``x`` (n, d) for ``kind``.
+
+        ``std_floor`` (zscore only) is the smallest std a column is divided by: ``0``
+        gives the textbook z-score; ``"pooled"`` uses the std of all of ``x``'s entries
+        taken together, so that a column which is nearly constant in the training data
+        (MNIST's border pixels) is not blown up into huge values when it does vary.
+        """
         d = x.shape[1]
         if kind == "zscore":
             mean = x.mean(axis=0, dtype=np.float64)
@@ -463,7 +471,12 @@ class Normaliser:
             for start in range(0, len(x), 4096):
                 block = x[start : start + 4096] - mean
                 square_sum += np.einsum("ij,ij->j", block, block)
-            std = np.sqrt(square_sum / max(len(x), 1))
+            variance = square_sum / max(len(x), 1)
+            if std_floor == "pooled":  # total variance = mean within + spread of the means
+                std_floor = np.sqrt(variance.mean() + mean.var())
+            elif isinstance(std_floor, str) or not std_floor >= 0:
+                raise ValueError(f"std_floor must be >= 0 or 'pooled', got {std_floor!r}")
+            std = np.maximum(np.sqrt(variance), std_floor)
             return cls(kind, mean, np.where(std > 0, std, 1.0))
         if kind == "scale":
             return cls(kind, np.zeros(d), np.full(d, 255.0))

@@ -7,6 +7,11 @@ keeps its state arrays (one per parameter array) and updates element-wise:
 
 ``weight_decay`` adds ``weight_decay * p`` to the gradient of the weights (L2; biases
 are never decayed), except in :class:`AdamW`, which decays the weights directly.
+
+``average`` (0 < average < 1) also keeps an exponential moving average of the
+parameters, ``a = average * a + (1 - average) * p`` after every step (Polyak averaging);
+:meth:`Optimizer.averaged` returns it bias-corrected, ``a / (1 - average^t)`` as in Adam.
+The average of the last few hundred steps generalises better than the last iterate.
 """
 
 from __future__ import annotations
@@ -22,16 +27,23 @@ class Optimizer:
 
     name = "optimizer"
 
-    def __init__(self, lr: float = 0.01, weight_decay: float = 0.0):
+    def __init__(self, lr: float = 0.01, weight_decay: float = 0.0, average: float = 0.0):
         _check_positive("lr", lr)
         _check_range("weight_decay", weight_decay, 0, np.inf)
+        _check_range("average", average, 0, 1)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
+        self.average = float(average)
         self.t = 0
         self.state: list[dict[str, np.ndarray]] = [{}, {}]
 
-    #: names of the per-parameter state arrays (what must be shared to split a step)
-    state_keys: tuple[str, ...] = ()
+    #: names of the per-parameter state arrays of the update rule
+    rule_keys: tuple[str, ...] = ()
+
+    @property
+    def state_keys(self) -> tuple[str, ...]:
+        """Names of all per-parameter state arrays (what must be shared to split a step)."""
+        return self.rule_keys + (("avg",) if self.average else ())
 
     def step(self, weights: np.ndarray, biases: np.ndarray, dW: np.ndarray, db: np.ndarray):
         """One update of both flat arrays, in place (``dW`` may be used as work space)."""
@@ -51,8 +63,26 @@ class Optimizer:
         separately gives exactly the result of one update of the whole array.
         ``decay``: ``p`` holds weights (weight decay applies), not biases."""
         if decay and self.weight_decay:
-            g += self.weight_decay * p  # L2: the caller's gradient buffer, reused
+            self.decay_weights(p, g)
         self.update(state, p, g)
+        if self.average:
+            avg = self.buffer(state, "avg", p)
+            avg *= self.average
+            avg += np.multiply(p, 1 - self.average, out=self.scratch(p))
+
+    def decay_weights(self, p: np.ndarray, g: np.ndarray) -> None:
+        """Weight decay before the update: L2, ``g += weight_decay * p`` (the caller's
+        gradient buffer, reused)."""
+        g += self.weight_decay * p
+
+    def averaged(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bias-corrected moving averages of the flat weights and biases (new arrays,
+        shaped like them). Raises ``ValueError`` when the optimiser does not average or
+        has not stepped yet."""
+        if not self.average or self.t == 0:
+            raise ValueError("no parameter average: average is 0 or no step was taken")
+        correction = 1 - self.average**self.t
+        return self.state[0]["avg"] / correction, self.state[1]["avg"] / correction
 
     def update(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
@@ -88,7 +118,12 @@ class Optimizer:
                 self.state[int(i)][name] = np.array(value)
 
     def config(self) -> dict:
-        return {"name": self.name, "lr": self.lr, "weight_decay": self.weight_decay}
+        return {
+            "name": self.name,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "average": self.average,
+        }
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.config().items() if k != "name")
@@ -109,10 +144,10 @@ class Momentum(Optimizer):
     """Heavy ball: ``v = momentum * v + g``; ``p -= lr * v``."""
 
     name = "momentum"
-    state_keys = ("v",)
+    rule_keys = ("v",)
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, average=0.0):
+        super().__init__(lr, weight_decay, average)
         _check_range("momentum", momentum, 0, 1)
         self.momentum = float(momentum)
 
@@ -146,10 +181,10 @@ class RMSProp(Optimizer):
     """``s = rho * s + (1 - rho) * g^2``; ``p -= lr * g / (sqrt(s) + eps)``."""
 
     name = "rmsprop"
-    state_keys = ("s",)
+    rule_keys = ("s",)
 
-    def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, average=0.0):
+        super().__init__(lr, weight_decay, average)
         _check_range("rho", rho, 0, 1)
         _check_positive("eps", eps)
         self.rho, self.eps = float(rho), float(eps)
@@ -170,10 +205,10 @@ class Adagrad(Optimizer):
     """``s += g^2``; ``p -= lr * g / (sqrt(s) + eps)``."""
 
     name = "adagrad"
-    state_keys = ("s",)
+    rule_keys = ("s",)
 
-    def __init__(self, lr=0.01, eps=1e-8, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.01, eps=1e-8, weight_decay=0.0, average=0.0):
+        super().__init__(lr, weight_decay, average)
         _check_positive("eps", eps)
         self.eps = float(eps)
 
@@ -193,10 +228,10 @@ class Adam(Optimizer):
     ``v_hat = v / (1 - b2^t)``."""
 
     name = "adam"
-    state_keys = ("m", "v")
+    rule_keys = ("m", "v")
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        super().__init__(lr, weight_decay)
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, average=0.0):
+        super().__init__(lr, weight_decay, average)
         _check_range("beta1", beta1, 0, 1)
         _check_range("beta2", beta2, 0, 1)
         _check_positive("eps", eps)
@@ -229,13 +264,11 @@ class AdamW(Adam):
 
     name = "adamw"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
-        super().__init__(lr, beta1, beta2, eps, weight_decay)
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, average=0.0):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, average)
 
-    def apply(self, state, p, g, decay):
-        if decay:
-            p *= 1 - self.lr * self.weight_decay
-        self.update(state, p, g)
+    def decay_weights(self, p, g):
+        p *= 1 - self.lr * self.weight_decay
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

@@ -14,10 +14,11 @@ processes. Both have the same small face::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -231,6 +232,10 @@ def fit(
     with the seed ``(seed, e)``, so a run resumed at ``initial_epoch`` (after
     ``initial_batch`` batches of it) continues exactly as if never stopped.
 
+    When the optimiser averages the parameters (``average > 0``), validation measures the
+    averaged weights and the model ends with them; checkpoints keep the last iterate and
+    the average (in the optimiser state), so a resumed run continues exactly.
+
     Ctrl-C (SIGINT, when ``fit`` runs in the main thread) ends training after the batch in
     progress: callbacks get ``on_interrupt`` (a checkpoint callback saves) and
     ``KeyboardInterrupt`` is raised. A second Ctrl-C interrupts at once.
@@ -286,7 +291,25 @@ def fit(
             if run.epoch(epoch, epochs, first):
                 break
         history.worker_stats = engine.stats()
+    if optimiser.average and optimiser.t:
+        model.weights[...], model.biases[...] = optimiser.averaged()
     return history
+
+
+@contextlib.contextmanager
+def averaged_weights(model: Model, optimiser: Optimizer) -> Iterator[None]:
+    """Inside the block ``model`` holds the optimiser's averaged weights and biases
+    (written into its flat arrays in place, so a worker pool sees them too); the last
+    iterate is put back after it. Does nothing if the optimiser keeps no average."""
+    if not optimiser.average or not optimiser.t:
+        yield
+        return
+    iterate = model.weights.copy(), model.biases.copy()
+    model.weights[...], model.biases[...] = optimiser.averaged()
+    try:
+        yield
+    finally:
+        model.weights[...], model.biases[...] = iterate
 
 
 class _DeferredInterrupt:
@@ -344,7 +367,8 @@ class _Run:
     def validate(self) -> tuple[float, float]:
         if len(self.valid_idx) == 0:
             return math.nan, math.nan
-        loss, correct = self.engine.evaluate(self.valid_idx)
+        with averaged_weights(self.model, self.optimiser):
+            loss, correct = self.engine.evaluate(self.valid_idx)
         return loss / len(self.valid_idx), correct / len(self.valid_idx)
 
     def epoch(self, epoch: int, epochs: int, first_batch: int = 0) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -42,13 +43,28 @@ RUN_SETTINGS = (
     "beta2",
     "eps",
     "weight_decay",
+    "average",
     "init",
     "valid_fraction",
     "validate_every",
     "normalise",
+    "std_floor",
     "dtype",
     "seed",
 )
+
+
+def std_floor(text: str) -> float | str:
+    """``--std-floor``: ``pooled`` or a number >= 0."""
+    if text == "pooled":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 'pooled' or a number >= 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,16 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument(
         "--init",
-        default="he",
+        default="lecun",
         choices=["he", "xavier", "lecun"],
-        help="weight initialisation (lecun: PyTorch's nn.Linear default)",
+        help="weight initialisation (lecun: PyTorch's nn.Linear default, uniform +-1/sqrt(fan_in))",
     )
-    net.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    net.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="floating-point type of the weights and the data",
+    )
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=5)
-    opt.add_argument("--batch-size", type=int, default=128)
-    opt.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
+    opt.add_argument("--epochs", type=int, default=5, help="passes over the training split")
+    opt.add_argument("--batch-size", type=int, default=128, help="samples per optimiser step")
+    opt.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS), help="update rule")
     opt.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     opt.add_argument("--momentum", type=float, default=0.9, help="momentum / nesterov")
     opt.add_argument("--beta1", type=float, default=0.9, help="adam / adamw")
@@ -92,7 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument(
         "--weight-decay", type=float, default=0.0, help="L2 on the weights (decoupled for adamw)"
     )
-    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument(
+        "--average",
+        type=float,
+        default=0.995,
+        metavar="DECAY",
+        help="keep a moving average of the weights with this decay per step (about the "
+        "last 1/(1-DECAY) steps), validate and save it; 0: the last iterate",
+    )
+    opt.add_argument(
+        "--seed", type=int, default=0, help="seed of the initialisation, split and shuffles"
+    )
 
     data = p.add_argument_group("data")
     data.add_argument(
@@ -120,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["scale", "zscore"],
         help="divide by 255, or z-score each pixel with training statistics",
     )
+    data.add_argument(
+        "--std-floor",
+        type=std_floor,
+        default="pooled",
+        help="zscore: the smallest std a pixel is divided by, in pixel units (0..255); "
+        "'pooled': the std of all training pixels together, so nearly constant border "
+        "pixels are not blown up; 0: the textbook z-score",
+    )
 
     run = p.add_argument_group("execution and output")
     run.add_argument(
@@ -135,7 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="samples per worker task (default: batch split evenly)",
     )
     run.add_argument("--out", default="runs/mnist", help="output folder")
-    run.add_argument("--checkpoint-every", type=int, default=1, metavar="EPOCHS")
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1,
+        metavar="EPOCHS",
+        help="write checkpoint.npz every this many epochs (and on Ctrl-C)",
+    )
     run.add_argument(
         "--resume",
         default=None,
@@ -174,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot resume: {exc}", file=sys.stderr)
             return 2
         for key in RUN_SETTINGS:
-            setattr(args, key, state.settings[key])
+            if key in state.settings:  # a setting added since keeps its default
+                setattr(args, key, state.settings[key])
         if args.out == build_parser().get_default("out"):
             args.out = args.resume
     settings = {key: getattr(args, key) for key in RUN_SETTINGS}
@@ -186,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     train_idx, _ = train_validation_split(len(train), args.valid_fraction, args.seed)
-    normaliser = Normaliser.fit(args.normalise, train.x[train_idx])  # training split only
+    # statistics of the training split only
+    normaliser = Normaliser.fit(args.normalise, train.x[train_idx], std_floor=args.std_floor)
     dtype = np.dtype(args.dtype)
     x = normaliser(train.x, dtype)
 
@@ -202,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 beta2=args.beta2,
                 eps=args.eps,
                 weight_decay=args.weight_decay,
+                average=args.average,
             )
             history, first_epoch, first_batch = None, 0, 0
         else:

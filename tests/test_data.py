@@ -270,6 +270,23 @@ def test_normaliser_uses_training_statistics_and_keeps_zero_variance_at_one():
         z(np.zeros((1, 4)))
 
 
+def test_normaliser_std_floor_raises_only_the_small_columns():
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(0, s, 1000) for s in (0.1, 1.0, 5.0)]).astype(np.float32)
+    x[:, 0] += 3.0
+    plain = Normaliser.fit("zscore", x)
+    pooled = Normaliser.fit("zscore", x, std_floor="pooled")
+    overall = x.astype(np.float64).std()  # the std of all entries together
+    assert 1.0 < overall < 5.0
+    np.testing.assert_allclose(pooled.std, [overall, overall, plain.std[2]], rtol=1e-5)
+    np.testing.assert_allclose(pooled.mean, plain.mean)
+    fixed = Normaliser.fit("zscore", x, std_floor=2.0)
+    np.testing.assert_allclose(fixed.std, [2.0, 2.0, plain.std[2]], rtol=1e-6)
+    for bad in (-1.0, "wide", float("nan")):
+        with pytest.raises(ValueError, match="std_floor"):
+            Normaliser.fit("zscore", x, std_floor=bad)
+
+
 # ----------------------------------------------------------------- download
 @pytest.fixture
 def mirror(tmp_path, mnist):

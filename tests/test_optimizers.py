@@ -108,11 +108,39 @@ def test_state_round_trip_continues_identically():
     np.testing.assert_array_equal(b, b2)
 
 
+@pytest.mark.parametrize("make", [SGD, Adam, AdamW], ids=["sgd", "adam", "adamw"])
+def test_parameter_average_is_the_bias_corrected_moving_average(make):
+    rng = np.random.default_rng(0)
+    plain, averaging = make(lr=0.05), make(lr=0.05, average=0.9)
+    w, b = np.array([1.0, -2.0]), np.array([0.5])
+    w_avg, b_avg = w.copy(), b.copy()
+    sum_w, sum_b, weight_sum = np.zeros(2), np.zeros(1), 0.0
+    for _ in range(7):
+        g_w, g_b = rng.normal(size=2), rng.normal(size=1)
+        plain.step(w, b, g_w.copy(), g_b.copy())
+        averaging.step(w_avg, b_avg, g_w.copy(), g_b.copy())
+        np.testing.assert_array_equal(w_avg, w)  # the iterate itself is untouched
+        # the average is sum_i 0.9^(k - i) * p_i, normalised by its weights
+        sum_w, sum_b = 0.9 * sum_w + w, 0.9 * sum_b + b
+        weight_sum = 0.9 * weight_sum + 1
+        got_w, got_b = averaging.averaged()
+        np.testing.assert_allclose(got_w, sum_w / weight_sum, rtol=1e-12)
+        np.testing.assert_allclose(got_b, sum_b / weight_sum, rtol=1e-12)
+    assert averaging.state_keys[-1] == "avg" and "avg" not in plain.state_keys
+    clone = get_optimizer(**{"name": make.name, **averaging.config()})  # as a checkpoint does
+    clone.load_state_arrays(averaging.state_arrays())
+    np.testing.assert_array_equal(clone.averaged()[0], averaging.averaged()[0])
+    with pytest.raises(ValueError, match="no parameter average"):
+        plain.averaged()
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="lr must be a positive number"):
         SGD(lr=-1)
     with pytest.raises(ValueError, match="momentum"):
         Momentum(momentum=1.5)
+    with pytest.raises(ValueError, match="average"):
+        Adam(average=1.0)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         get_optimizer("lbfgs")
     assert get_optimizer("adam", lr=0.5, momentum=0.3).lr == 0.5  # unused flags are ignored

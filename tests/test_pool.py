@@ -262,8 +262,9 @@ def test_invalid_settings_name_the_setting(kwargs, message):
         lambda: AdamW(lr=1e-3, weight_decay=0.1),
         lambda: Momentum(lr=0.05, weight_decay=1e-3),
         lambda: SGD(lr=0.1),
+        lambda: Adam(lr=1e-3, average=0.9),
     ],
-    ids=["adam", "adamw", "momentum-l2", "sgd"],
+    ids=["adam", "adamw", "momentum-l2", "sgd", "adam-averaged"],
 )
 def test_split_optimiser_step_equals_the_in_process_step(data, workers, make):
     x, y = data

@@ -79,8 +79,12 @@ def test_help_lists_every_flag():
         "--resume",
         "--no-plot",
         "--quiet",
+        "--average",
+        "--std-floor",
     ):
         assert flag in out, flag
+    bad = run("train_mnist.py", "--std-floor", "wide")
+    assert bad.returncode == 2 and "expected 'pooled' or a number >= 0" in bad.stderr
 
 
 def test_training_writes_model_history_metrics_and_plot(trained):
@@ -279,8 +283,9 @@ def test_default_run_accuracy(mnist, tmp_path):
     result = run("train_mnist.py", "--out", str(tmp_path), "--quiet", "--seed", "0", timeout=580)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    # measured 96.84, 97.04, 97.02% for seeds 0-2 (README); the issue asks 97.5%, not reached
-    assert metrics["test_accuracy"] >= 0.965, metrics
+    # measured 97.60% (2 workers) / 97.62% (in-process) for seed 0; README, "Accuracy"
+    assert metrics["test_accuracy"] >= 0.975, metrics
+    assert metrics["settings"]["average"] == 0.995 and metrics["settings"]["init"] == "lecun"
 
 
 @pytest.mark.timeout(300)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nodenet import (
+    Adam,
     Callback,
     CrossEntropy,
     EarlyStopping,
@@ -78,6 +79,35 @@ def test_explicit_validation_set_and_reproducible_runs(mnist_small):
         fit(model, x[:1500], y[:1500], epochs=1, validation=(x[1500:], y[1500:]), seed=7)
         runs.append(model.weights.copy())
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_parameter_averaging_validates_and_ends_with_the_average(mnist_small):
+    x, y = mnist_small
+    seen = []
+
+    class Iterate(Callback):  # what the model holds between batches: the last iterate
+        def on_batch_end(self, record, model):
+            seen.append(model.weights.copy())
+
+    model = mlp([784, 16, 10], seed=1)
+    opt = Adam(lr=1e-3, average=0.99)
+    history = fit(
+        model,
+        x[:1500],
+        y[:1500],
+        epochs=2,
+        optimiser=opt,
+        validation=(x[1500:], y[1500:]),
+        callbacks=[Iterate()],
+    )
+    average_w, average_b = opt.averaged()
+    np.testing.assert_array_equal(model.weights, average_w)
+    np.testing.assert_array_equal(model.biases, average_b)
+    assert not np.allclose(seen[-1], average_w)  # the average differs from the iterate
+    # validation measured the averaged weights: the final record is the final model's
+    final = evaluate(model, x[1500:], y[1500:])
+    assert history.epochs[-1]["val_loss"] == pytest.approx(final["loss"], rel=1e-5)
+    assert history.epochs[-1]["val_accuracy"] == pytest.approx(final["accuracy"])
 
 
 def test_early_stopping_ends_the_run():
