@@ -266,14 +266,15 @@ def test_invalid_settings_name_the_setting(kwargs, message):
     ],
     ids=["adam", "adamw", "momentum-l2", "sgd", "adam-averaged"],
 )
-def test_split_optimiser_step_equals_the_in_process_step(data, workers, make):
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_split_optimiser_step_equals_the_in_process_step(data, workers, make, chunk):
     x, y = data
     reference, pooled = (mlp([784, 24, 10], dtype=np.float64, seed=2) for _ in range(2))
     xs, t = reference.check_inputs(x), reference.targets(y)
     opt_ref, opt_pool = make(), make()
     engine = InProcess(reference, xs, t)
     batches = [np.arange(i * 100, (i + 1) * 100) for i in range(6)]
-    with WorkerPool(pooled, xs, t, workers=workers, optimiser=opt_pool, split_step=True) as pool:
+    with WorkerPool(pooled, xs, t, workers=workers, chunk=chunk, optimiser=opt_pool) as pool:
         assert pool.optimiser is opt_pool
         for batch in batches:
             loss_ref, correct_ref = engine.train_step(batch, opt_ref)
@@ -293,15 +294,34 @@ def test_split_optimiser_step_equals_the_in_process_step(data, workers, make):
         opt_pool.state[0][key] += 0  # writable after close
 
 
-def test_split_step_is_automatic_only_for_large_models(data):
+def test_split_step_is_the_default_with_an_optimiser(data):
     x, y = data
-    small = mlp([784, 16, 10])
-    with WorkerPool(
-        small, small.check_inputs(x), small.targets(y), workers=2, optimiser=Adam()
-    ) as pool:
-        assert pool.optimiser is None  # 12k parameters: the parent steps
-    big = mlp([784, 512, 10])
-    with WorkerPool(
-        big, big.check_inputs(x[:100]), big.targets(y[:100]), workers=2, optimiser=Adam()
-    ) as pool:
-        assert pool.optimiser is not None  # 407k parameters: the workers split the step
+    model = mlp([784, 16, 10])
+    xs, t = model.check_inputs(x), model.targets(y)
+    with WorkerPool(model, xs, t, workers=2, optimiser=Adam()) as pool:
+        assert pool.optimiser is not None
+    with WorkerPool(model, xs, t, workers=2, optimiser=Adam(), split_step=False) as pool:
+        assert pool.optimiser is None  # the parent steps on the summed slots
+        pool.train_step(np.arange(50), Adam())
+        assert pool.stats()["updates"].sum() == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_raises_inside_a_split_step_frees_the_others(data):
+    """The other workers wait at the barrier for the failed worker's gradient: closing
+    the pool must free them, not wait for the join time-out and kill them."""
+    x, y = data
+    model = mlp([784, 8, 10])
+    xs, t = model.check_inputs(x), model.targets(y)
+    opt = Adam()
+    with WorkerPool(model, xs, t, workers=3, optimiser=opt) as pool:
+        started = time.monotonic()
+        with pytest.raises(WorkerError):
+            pool._dispatch(
+                [("no-such-task", 0, 5), ("gradient", 5, 10)]
+                + [("update", lo, hi) for lo, hi in pool._update_ranges],
+                {**opt.config(), "t": 1, "n": 10},
+            )
+        assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 3  # closing did not wait for the 3 s join limit
+    _assert_clean(pool)

@@ -4,17 +4,21 @@
 microseconds per message and shows in every step of the pool. A ``Channel`` is what
 ``multiprocessing.SimpleQueue`` is - one pipe, a lock per end, ``put`` writes directly -
 plus ``get(timeout)`` through ``Connection.poll``, so a waiting reader can still check
-that its peers are alive. Messages are tuples of a few numbers: each is pickled to far
+that its peers are alive, and ``get(spin=...)``, which polls busily for a while before it
+blocks: a blocked process takes ~40 us to wake on this machine, a polling one ~10 us. Messages are tuples of a few numbers: each is pickled to far
 less than ``PIPE_BUF`` bytes and written in one ``write``, which the OS makes atomic.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import time
 
 
 class Channel:
-    """``put(obj)``, ``get(timeout=None)`` (raises ``queue.Empty`` on time-out), ``close()``."""
+    """``put(obj)``, ``get(timeout=None, spin=0.0)`` (raises ``queue.Empty`` on time-out),
+    ``close()``."""
 
     def __init__(self, ctx):
         self._reader, self._writer = ctx.Pipe(duplex=False)
@@ -25,10 +29,16 @@ class Channel:
         with self._wlock:
             self._writer.send(obj)
 
-    def get(self, timeout: float | None = None):
+    def get(self, timeout: float | None = None, spin: float = 0.0):
+        """The next message. ``spin``: seconds to poll (yielding the CPU between polls)
+        before blocking for up to ``timeout`` seconds (``None``: for ever)."""
         if not self._rlock.acquire(timeout=-1 if timeout is None else timeout):
             raise queue.Empty
         try:
+            if spin:
+                end = time.perf_counter() + spin
+                while not self._reader.poll(0) and time.perf_counter() < end:
+                    os.sched_yield()
             if timeout is not None and not self._reader.poll(timeout):
                 raise queue.Empty
             return self._reader.recv()

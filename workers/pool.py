@@ -2,17 +2,22 @@
 
 Queues (see ``workers/worker.py`` for the worker's side):
 
-- one **instruction queue** per worker: ``("start", step)``, ``("stop",)``;
+- one **instruction queue** per worker: ``("start", step, settings, ends)``, ``("stop",)``;
 - one shared **input queue**: tasks ``(kind, step, start, stop)`` over the shared index
-  array ``order``, then one ``("wait",)`` per worker to close the step;
+  array ``order`` (kind ``gradient``, ``evaluate``, or ``update`` for a range of
+  parameters), then one ``("wait",)`` per worker to close the step;
 - one shared **output queue**: ``("result", worker, step, n, loss_sum, n_correct, busy_s)``
   per task, ``("waiting", worker, step, counters)`` when a worker has closed the step,
   ``("ready", worker, pid)`` at start-up, or ``("error", worker, traceback_text)``.
 
 Each worker adds its tasks' gradients into its own slot of ``grad_w`` / ``grad_b``
-(shape ``(workers, n_weights)`` / ``(workers, n_biases)``); the parent sums the slots.
-The model's flat ``weights`` and ``biases`` are moved into shared memory for the life of
-the pool, so the parent's in-place optimiser step is what the workers compute with next.
+(shape ``(workers, n_weights)`` / ``(workers, n_biases)``). The model's flat ``weights``
+and ``biases`` live in shared memory for the life of the pool. A training step either
+lets the parent sum the slots and step the optimiser (what the workers compute with
+next), or - with a *split step* - is one round of messages: the gradient tasks, then one
+``update`` task per worker, which waits at a shared-memory barrier (``workers.worker.
+StepBarrier``) until every gradient of the step is in, sums the slots over its range of
+parameters and applies the optimiser to that range (its state shared too).
 """
 
 from __future__ import annotations
@@ -51,7 +56,6 @@ SINGLE_THREAD_ENV = {
 }
 POLL_S = 0.05  # how often a waiting parent checks that its workers are alive
 START_TIMEOUT_S = 120.0
-SPLIT_STEP_MIN_PARAMETERS = 250_000
 
 
 class WorkerError(RuntimeError):
@@ -82,10 +86,9 @@ class WorkerPool:
     start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
     optimiser : the optimiser :meth:`train_step` will use. Its state arrays then live in
         shared memory too, so the workers can split the step between them.
-    split_step : split each optimiser step across the workers (each sums the gradient
-        slots and updates its own range of parameters). ``None``: when the model has at
-        least ``SPLIT_STEP_MIN_PARAMETERS`` parameters (below that, the extra round of
-        messages costs more than the parent's step; measured in bench/).
+    split_step : split each optimiser step across the workers, in the same round of
+        messages as the gradients (when an ``optimiser`` is given; measured: the
+        parent's serial step is what kept a small model's pool behind one process).
     """
 
     def __init__(
@@ -98,7 +101,7 @@ class WorkerPool:
         seed: int | None = 0,
         start_method: str = "spawn",
         optimiser: Optimizer | None = None,
-        split_step: bool | None = None,
+        split_step: bool = True,
     ):
         require_int("workers", workers, 1)
         if chunk is not None:
@@ -110,11 +113,10 @@ class WorkerPool:
         if x.shape[1] != model.input_size or t.shape != (len(x), model.output_size):
             raise ValueError(f"x {x.shape} and t {t.shape} do not fit the model {model.sizes}")
         self.model, self.workers, self.chunk = model, workers, chunk
-        if split_step is None:
-            split_step = model.parameter_count >= SPLIT_STEP_MIN_PARAMETERS
-        self.optimiser = optimiser if split_step and workers > 1 else None
+        self.optimiser = optimiser if split_step else None
         self.seed = 0 if seed is None else int(seed)
         self.step = 0
+        self._sent = [0, 0]  # compute and update tasks sent so far (the barrier counts)
         self.processes: list = []
         self._closed = False
         self._counters: dict[int, dict] = {}
@@ -138,6 +140,12 @@ class WorkerPool:
         self.grad_w = sh.create("grad_w", (self.workers, model.weights.size), model.dtype)
         self.grad_b = sh.create("grad_b", (self.workers, model.biases.size), model.dtype)
         self.order = sh.arrays["order"]
+        sh.create("sync", (3, self.workers), np.int64)  # see workers.worker.StepBarrier
+        sh.create("closing", (1,), np.int64)
+        total = model.weights.size + model.biases.size
+        bounds = np.linspace(0, total, self.workers + 1).astype(int).tolist()
+        #: the split step's parameter ranges, one per worker
+        self._update_ranges = list(itertools.pairwise(bounds))
         self.dW = np.empty_like(model.weights)
         self.db = np.empty_like(model.biases)
         model.rebind(weights, biases)
@@ -154,6 +162,7 @@ class WorkerPool:
         ctx = mp.get_context(start_method)
         self.instructions = [Channel(ctx) for _ in range(self.workers)]
         self.inputs, self.outputs = Channel(ctx), Channel(ctx)
+        sync_lock = ctx.Lock()
         saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
         os.environ.update(SINGLE_THREAD_ENV)
         # children start with SIGINT ignored (kept across exec), so a Ctrl-C during their
@@ -173,6 +182,7 @@ class WorkerPool:
                         self.instructions[i],
                         self.inputs,
                         self.outputs,
+                        sync_lock,
                         os.getpid(),
                     ),
                     name=f"nodenet-worker-{i}",
@@ -203,7 +213,7 @@ class WorkerPool:
         chunk: int | None = None,
         seed: int | None = 0,
         start_method: str = "spawn",
-        split_step: bool | None = None,
+        split_step: bool = True,
     ) -> Callable[..., WorkerPool]:
         """A backend factory for :func:`nodenet.fit` (``backend=WorkerPool.factory(2)``)."""
         require_int("workers", workers, 1)
@@ -252,13 +262,13 @@ class WorkerPool:
             loss, correct, dW, db = self.gradient(indices)
             optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
             return loss, correct
-        loss, correct = self._run_step("gradient", indices)
+        if len(indices) == 0:
+            return 0.0, 0.0
         optimiser.t += 1
-        total = self.model.weights.size + self.model.biases.size
-        bounds = np.linspace(0, total, self.workers + 1).astype(int)
+        tasks = self._tasks_for("gradient", indices)
+        tasks += [("update", lo, hi) for lo, hi in self._update_ranges]
         settings = {**optimiser.config(), "t": optimiser.t, "n": len(indices)}
-        self._dispatch("update", list(itertools.pairwise(bounds)), settings)
-        return loss, correct
+        return self._dispatch(tasks, settings)
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
@@ -283,26 +293,35 @@ class WorkerPool:
     # ------------------------------------------------------------ one step
     def _run_step(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
         """A ``gradient`` or ``evaluate`` step over rows ``indices``, in chunks."""
-        n = len(indices)
-        if n == 0:
+        if len(indices) == 0:
             return 0.0, 0.0
+        return self._dispatch(self._tasks_for(kind, indices))
+
+    def _tasks_for(self, kind: str, indices: np.ndarray) -> list[tuple[str, int, int]]:
+        """Write ``indices`` into the shared ``order``; return its chunks as tasks."""
+        n = len(indices)
         self.order[:n] = indices
         chunk = self.chunk or math.ceil(n / self.workers)
-        return self._dispatch(kind, [(s, min(s + chunk, n)) for s in range(0, n, chunk)])
+        return [(kind, s, min(s + chunk, n)) for s in range(0, n, chunk)]
 
-    def _dispatch(self, kind: str, ranges: list[tuple[int, int]], settings: dict | None = None):
+    def _dispatch(self, tasks: list[tuple[str, int, int]], settings: dict | None = None):
         """One step of the protocol: ``start`` to every worker (with the optimiser
-        ``settings`` for an update step), the tasks, one ``wait`` per worker; then collect
-        results until every worker is waiting. Returns ``(loss_sum, n_correct)``."""
+        ``settings`` when the step ends with ``update`` tasks), the tasks, one ``wait``
+        per worker; then collect results until every worker is waiting. Returns
+        ``(loss_sum, n_correct)``."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         self._check_alive()
         self.step += 1
         step = self.step
+        updates = sum(kind == "update" for kind, _, _ in tasks)
+        self._sent[0] += len(tasks) - updates
+        self._sent[1] += updates
+        ends = tuple(self._sent)  # what the workers' barrier waits for
         for instruction in self.instructions:
-            instruction.put(("start", step, settings))
-        for start, stop in ranges:
-            self.inputs.put((kind, step, int(start), int(stop)))
+            instruction.put(("start", step, settings, ends))
+        for kind, start, stop in tasks:
+            self.inputs.put((kind, step, start, stop))
         for _ in range(self.workers):
             self.inputs.put(("wait",))
         loss = correct = 0.0
@@ -351,6 +370,8 @@ class WorkerPool:
             return
         self._closed = True
         try:
+            if "closing" in self._shared.arrays:  # frees workers waiting at the barrier
+                self._shared.arrays["closing"][0] = 1
             for instruction in getattr(self, "instructions", []):
                 instruction.put(("stop",))
             for _ in self.processes:
