@@ -101,6 +101,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     for column, colour in (
         ("utilisation", "tab:green"),
         ("idle_share", "tab:gray"),
+        ("barrier_share", "tab:purple"),
         ("input_wait_share", "tab:orange"),
         ("output_put_share", "tab:red"),
     ):

@@ -44,7 +44,7 @@ class Measurement:
 
     def row(self) -> dict:
         s = self.stats
-        total = s[["busy_s", "update_s", "idle_s", "input_wait_s", "output_put_s"]].sum(axis=1)
+        total = s[[c for c in WorkerPool.COUNTERS if c.endswith("_s")]].sum(axis=1)
         share = lambda col: float((s[col] / total).mean())  # noqa: E731
         return {
             "workers": self.workers,
@@ -58,6 +58,7 @@ class Measurement:
             ),
             "idle_share": share("idle_s"),
             "input_wait_share": share("input_wait_s"),
+            "barrier_share": share("barrier_s"),
             "output_put_share": share("output_put_s"),
             "tasks_per_step": float(s["tasks"].sum()) / self.steps,
         }
@@ -107,12 +108,12 @@ def diagnose(table: pd.DataFrame, overhead_us: dict[int, float]) -> list[str]:
         scaling = best["samples_per_s"] / one if one else float("nan")
         step_ms = best["ms_per_step"]
         overhead_ms = overhead_us.get(int(best["workers"]), 0) / 1e3
-        if best["idle_share"] > 0.2:
+        if best["idle_share"] + best["barrier_share"] > 0.2:
             cause = (
-                f"the parent's serial part: workers wait {best['idle_share']:.0%} of the "
-                f"time for the next step (optimiser step, summing slots, messages; the "
-                f"protocol alone costs {overhead_ms * 1e3:.0f} us of a {step_ms:.2f} ms "
-                f"step). Larger batches amortise it."
+                f"synchronisation: workers wait {best['idle_share']:.0%} of the time for "
+                f"the next step and {best['barrier_share']:.0%} at the barrier for each "
+                f"other (the protocol alone costs {overhead_ms * 1e3:.0f} us of a "
+                f"{step_ms:.2f} ms step). Larger batches amortise it."
             )
         elif best["input_wait_share"] > 0.2:
             cause = (
