@@ -86,9 +86,9 @@ class WorkerPool:
     start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
     optimiser : the optimiser :meth:`train_step` will use. Its state arrays then live in
         shared memory too, so the workers can split the step between them.
-    split_step : split each optimiser step across the workers, in the same round of
-        messages as the gradients (when an ``optimiser`` is given; measured: the
-        parent's serial step is what kept a small model's pool behind one process).
+    split_step : with an ``optimiser``, step it inside the workers (default): each
+        updates a range of the parameters, in the same round of messages as the
+        gradients. ``False``: the parent sums the slots and steps while workers idle.
     """
 
     def __init__(

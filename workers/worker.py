@@ -129,6 +129,9 @@ class Worker:
     """
 
     def __init__(self, worker_id: int, arrays: dict, model, barrier: StepBarrier, outputs):
+        from nodenet.backprop import batch_evaluate, batch_gradient
+
+        self.batch_gradient, self.batch_evaluate = batch_gradient, batch_evaluate
         self.worker_id, self.arrays, self.model = worker_id, arrays, model
         self.barrier, self.outputs = barrier, outputs
         self.grad_w, self.grad_b = arrays["grad_w"][worker_id], arrays["grad_b"][worker_id]
@@ -150,8 +153,6 @@ class Worker:
 
     def run(self, kind: str, task_step: int, start: int, stop: int) -> None:
         """One task; its result is kept until :meth:`finish`."""
-        from nodenet.backprop import batch_evaluate, batch_gradient
-
         a, c = self.arrays, self.counters
         clock = time.perf_counter()
         loss = correct = 0.0
@@ -164,11 +165,11 @@ class Worker:
             rows = a["order"][start:stop]
             x, t = a["x"][rows], a["t"][rows]
             if kind == "gradient":
-                loss, correct = batch_gradient(
+                loss, correct = self.batch_gradient(
                     self.model, x, t, self.grad_w, self.grad_b, accumulate=True
                 )
             else:
-                loss, correct = batch_evaluate(self.model, x, t)
+                loss, correct = self.batch_evaluate(self.model, x, t)
         else:
             raise ValueError(f"unknown task kind {kind!r}")
         busy = time.perf_counter() - clock
