@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.error
@@ -435,6 +436,20 @@ def load_mnist(
 
 
 # ----------------------------------------------------------------- normalisation
+def check_std_floor(value: float | str) -> float | str:
+    """A z-score std floor: ``"pooled"``, or a number >= 0 (also given as text, as on a
+    command line); raises ``ValueError`` otherwise."""
+    if value == "pooled":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number >= 0:
+        raise ValueError(f"std_floor: expected 'pooled' or a number >= 0, got {value!r}")
+    return number
+
+
 class Normaliser:
     """Input transform ``x -> (x - mean) / std`` with statistics from training data.
 
@@ -472,10 +487,9 @@ class Normaliser:
                 block = x[start : start + 4096] - mean
                 square_sum += np.einsum("ij,ij->j", block, block)
             variance = square_sum / max(len(x), 1)
+            std_floor = check_std_floor(std_floor)
             if std_floor == "pooled":  # total variance = mean within + spread of the means
                 std_floor = np.sqrt(variance.mean() + mean.var())
-            elif isinstance(std_floor, str) or not std_floor >= 0:
-                raise ValueError(f"std_floor must be >= 0 or 'pooled', got {std_floor!r}")
             std = np.maximum(np.sqrt(variance), std_floor)
             return cls(kind, mean, np.where(std > 0, std, 1.0))
         if kind == "scale":

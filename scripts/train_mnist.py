@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nodenet import Layer, Model, fit
 from nodenet.activations import ACTIVATIONS
-from nodenet.data import DataError, Normaliser, load_mnist, train_validation_split
+from nodenet.data import (
+    DataError,
+    Normaliser,
+    check_std_floor,
+    load_mnist,
+    train_validation_split,
+)
 from nodenet.files import atomic_write
 from nodenet.io import Checkpoint, ModelFileError, load_checkpoint, save
 from nodenet.optimizers import OPTIMIZERS, get_optimizer
@@ -55,16 +60,11 @@ RUN_SETTINGS = (
 
 
 def std_floor(text: str) -> float | str:
-    """``--std-floor``: ``pooled`` or a number >= 0."""
-    if text == "pooled":
-        return text
+    """``--std-floor``: ``pooled`` or a number >= 0 (checked by the Normaliser's rule)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected 'pooled' or a number >= 0, got {text!r}")
-    return value
+        return check_std_floor(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
