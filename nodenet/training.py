@@ -6,6 +6,9 @@ training data: :class:`InProcess` here, or ``workers.WorkerPool`` for several
 processes. Both have the same small face::
 
     backend.train_step(indices, optimiser) -> (loss_sum, n_correct)  # gradient + 1 step
+    backend.submit(indices, optimiser)   # the same step, results later from collect()
+    backend.collect() -> (loss_sum, n_correct)  # of the oldest submitted step
+    backend.ahead                        # how many submitted steps may be in flight
     backend.gradient(indices) -> (loss_sum, n_correct, dW, db)       # sums over the batch
     backend.evaluate(indices) -> (loss_sum, n_correct)
     backend.stats()           -> pandas.DataFrame
@@ -40,7 +43,10 @@ class InProcess:
 
     ``x`` (n, N_0) and ``t`` (n, N_L) are validated, of the model's dtype. ``chunk``
     splits a batch into pieces of at most that many samples (``None``: whole batch).
+    It runs a submitted step at once (``ahead`` is 1).
     """
+
+    ahead = 1
 
     def __init__(self, model: Model, x: np.ndarray, t: np.ndarray, chunk: int | None = None):
         if chunk is not None and chunk < 1:
@@ -49,6 +55,7 @@ class InProcess:
         self.dW = np.zeros_like(model.weights)
         self.db = np.zeros_like(model.biases)
         self.samples = 0
+        self._done: list[tuple[float, float]] = []  # results of submitted steps
         self.watch = Stopwatch()
         self.watch.reset()
 
@@ -79,6 +86,15 @@ class InProcess:
         loss, correct, dW, db = self.gradient(indices)
         optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
         return loss, correct
+
+    def submit(self, indices: np.ndarray, optimiser: Optimizer) -> None:
+        """:meth:`train_step`, its result kept for :meth:`collect`."""
+        self._done.append(self.train_step(indices, optimiser))
+
+    def collect(self) -> tuple[float, float]:
+        if not self._done:
+            raise RuntimeError("collect() without a submitted step")
+        return self._done.pop(0)
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """Loss sum and correct count of a forward pass over the rows ``indices``."""
@@ -154,7 +170,9 @@ class Callback:
     """Hooks called by :func:`fit`; return ``True`` from ``on_epoch_end`` to stop."""
 
     def on_batch_end(self, record: dict, model: Model) -> None:
-        pass
+        """After each batch, with ``model`` exactly as that batch's step left it. While a
+        callback overrides this hook, :func:`fit` runs one step at a time; without one, a
+        worker pool runs its next steps while the parent records a batch."""
 
     def on_interrupt(
         self, model: Model, optimiser: Optimizer, history: History, epoch: int, batch: int
@@ -364,6 +382,11 @@ class _Run:
     progress: bool
     interrupt: _DeferredInterrupt
 
+    @property
+    def batch_hooks(self) -> bool:
+        """Whether a callback overrides ``on_batch_end`` (then steps run one at a time)."""
+        return any(type(c).on_batch_end is not Callback.on_batch_end for c in self.callbacks)
+
     def validate(self) -> tuple[float, float]:
         if len(self.valid_idx) == 0:
             return math.nan, math.nan
@@ -396,9 +419,23 @@ class _Run:
         loss_total = correct_total = 0.0
         samples = 0
         val_loss = val_acc = math.nan
+        # steps in flight: a callback with on_batch_end must see the model after its
+        # batch, and validation must see no later step
+        ahead = 1 if self.batch_hooks else self.engine.ahead
+        every = self.validate_every or len(batches)
+        submitted = first_batch
         for b in range(first_batch, len(batches)):
+            settled = min((b // every + 1) * every, len(batches))  # the next pause
+            while (
+                submitted < settled
+                and submitted - b < ahead
+                and (submitted == b or not self.interrupt.requested)
+            ):
+                start = batches[submitted]
+                self.engine.submit(order[start : start + self.batch_size], self.optimiser)
+                submitted += 1
             batch = order[batches[b] : batches[b] + self.batch_size]
-            loss, correct = self.engine.train_step(batch, self.optimiser)
+            loss, correct = self.engine.collect()
             loss_total += loss
             correct_total += correct
             samples += len(batch)
@@ -423,7 +460,8 @@ class _Run:
                     rate=f"{samples / max(watch.duration, 1e-9):.0f}/s",
                     refresh=False,
                 )
-            if self.interrupt.requested and b + 1 < len(batches):
+            in_flight = submitted > b + 1
+            if self.interrupt.requested and not in_flight and b + 1 < len(batches):
                 if bar is not None:
                     bar.close()
                 self.stop_for_interrupt(epoch, b + 1)

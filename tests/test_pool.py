@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodenet import SGD, Adam, AdamW, Momentum, fit
+from nodenet import SGD, Adam, AdamW, Callback, Momentum, fit
+from nodenet.io import Checkpoint, load_checkpoint
 from nodenet.training import InProcess
 from tests.conftest import mlp
 from workers import WorkerError, WorkerPool
@@ -104,6 +105,154 @@ def test_pool_sees_the_parents_optimiser_steps(data):
         assert after != before
 
 
+@pytest.mark.parametrize("ahead", [1, 3])
+def test_submitted_steps_equal_steps_taken_one_at_a_time(data, ahead):
+    """Seven steps submitted at once (more than ``ahead``: older rows of ``order`` are
+    reused), an evaluation queued behind them, then the results collected in order."""
+    x, y = data
+    reference, pooled = (mlp([784, 24, 10], dtype=np.float64, seed=3) for _ in range(2))
+    xs, t = reference.check_inputs(x), reference.targets(y)
+    opt_ref, opt_pool = Adam(lr=1e-3), Adam(lr=1e-3)
+    engine = InProcess(reference, xs, t)
+    batches = [np.arange(i * 90, (i + 1) * 90)[::-1] for i in range(7)]
+    expected = [engine.train_step(batch, opt_ref) for batch in batches]
+    with WorkerPool(pooled, xs, t, workers=2, optimiser=opt_pool, ahead=ahead) as pool:
+        for batch in batches:
+            pool.submit(batch, opt_pool)
+        # queued behind the steps: it sees the weights after all of them
+        loss, correct = pool.evaluate(np.arange(2000, 2500))
+        assert loss == pytest.approx(engine.evaluate(np.arange(2000, 2500))[0], rel=1e-10)
+        assert correct == engine.evaluate(np.arange(2000, 2500))[1]
+        for loss_ref, correct_ref in expected:
+            loss, correct = pool.collect()
+            assert loss == pytest.approx(loss_ref, rel=1e-10) and correct == correct_ref
+        with pytest.raises(RuntimeError, match="without a submitted step"):
+            pool.collect()
+    np.testing.assert_allclose(pooled.weights, reference.weights, rtol=1e-9, atol=1e-12)
+    assert opt_pool.t == opt_ref.t == len(batches)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_many_small_steps_in_flight_stay_in_order(data, workers):
+    """Sixty quick steps, four in flight: a worker that ran into the next step before
+    another had closed this one would take that worker's ``wait`` (and it the next
+    step's tasks), and the weights would drift from the in-process run."""
+    x, y = data
+    reference, pooled = (mlp([784, 4, 10], dtype=np.float64, seed=5) for _ in range(2))
+    xs, t = reference.check_inputs(x), reference.targets(y)
+    opt_ref, opt_pool = Adam(lr=1e-2), Adam(lr=1e-2)
+    engine = InProcess(reference, xs, t)
+    batches = [np.arange(i * 40, (i + 1) * 40) for i in range(60)]
+    expected = [engine.train_step(batch, opt_ref) for batch in batches]
+    with WorkerPool(pooled, xs, t, workers=workers, chunk=9, optimiser=opt_pool, ahead=4) as pool:
+        got = []
+        for batch in batches:
+            if len(pool._submitted) == pool.ahead:
+                got.append(pool.collect())
+            pool.submit(batch, opt_pool)
+        got += [pool.collect() for _ in range(pool.ahead)]
+    assert [c for _, c in got] == [c for _, c in expected]
+    np.testing.assert_allclose([v for v, _ in got], [v for v, _ in expected], rtol=1e-10)
+    np.testing.assert_allclose(pooled.weights, reference.weights, rtol=1e-9, atol=1e-12)
+
+
+def _fit_both_ways(x, y, **settings) -> list:
+    """``fit`` in-process and with 2 workers from the same seed: [(model, history)]."""
+    runs = []
+    for workers in (0, 2):
+        model = mlp([784, 16, 10], seed=0)
+        runs.append((model, fit(model, x, y, workers=workers, seed=3, **settings)))
+    return runs
+
+
+def test_a_batch_callback_sees_the_model_after_its_batch_with_workers(data):
+    """A callback with ``on_batch_end`` makes fit step one at a time: no later step of the
+    pool has touched the weights it reads."""
+    x, y = data
+    seen: dict[int, list] = {0: [], 2: []}
+
+    def recorder(workers):
+        class Record(Callback):
+            def on_batch_end(self, record, model):
+                seen[workers].append(model.weights.copy())
+
+        return Record()
+
+    for workers in (0, 2):
+        model = mlp([784, 16, 10], seed=0)
+        fit(
+            model,
+            x[:1500],
+            y[:1500],
+            epochs=1,
+            batch_size=100,
+            workers=workers,
+            seed=3,
+            validation=0.0,
+            callbacks=[recorder(workers)],
+        )
+    assert len(seen[2]) == len(seen[0]) == 15
+    for pooled, reference in zip(seen[2], seen[0], strict=True):
+        np.testing.assert_allclose(pooled, reference, rtol=0, atol=1e-6)
+
+
+def test_validation_inside_an_epoch_sees_no_later_step(data):
+    x, y = data
+    (_, reference), (_, pooled) = _fit_both_ways(
+        x[:2000], y[:2000], epochs=1, batch_size=100, validate_every=4
+    )
+    checks = [r for r in reference.batches if "val_loss" in r]
+    assert [r["batch"] for r in checks] == [4, 8, 12, 16]
+    for p, r in zip([r for r in pooled.batches if "val_loss" in r], checks, strict=True):
+        assert (p["batch"], p["val_accuracy"]) == (r["batch"], r["val_accuracy"])
+        assert p["val_loss"] == pytest.approx(r["val_loss"], rel=1e-5)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_with_steps_in_flight_resumes_exactly(data, tmp_path):
+    """SIGINT arrives while the pool has steps queued: fit finishes them, records them and
+    checkpoints after the last; resuming from there gives the uninterrupted run."""
+    x, y = data
+    settings = {"epochs": 2, "batch_size": 100, "validation": 0.0, "seed": 4}
+
+    class CtrlCOnCollect(WorkerPool):  # the signal lands between two collected steps
+        sent = False
+
+        def collect(self):
+            if self.step == 7 and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().collect()
+
+    straight = mlp([784, 16, 10], seed=1)
+    fit(straight, x[:2000], y[:2000], workers=2, **settings)
+    model = mlp([784, 16, 10], seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            model,
+            x[:2000],
+            y[:2000],
+            backend=CtrlCOnCollect.factory(2, ahead=3),
+            callbacks=[Checkpoint(tmp_path)],
+            **settings,
+        )
+    state = load_checkpoint(tmp_path)
+    assert state.epoch == 0 and state.batch >= 5  # every submitted step was recorded
+    assert len(state.history.batches) == state.batch
+    fit(
+        state.model,
+        x[:2000],
+        y[:2000],
+        optimiser=state.optimiser,
+        workers=2,
+        initial_epoch=state.epoch,
+        initial_batch=state.batch,
+        history=state.history,
+        **settings,
+    )
+    np.testing.assert_allclose(state.model.weights, straight.weights, rtol=0, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_fit_with_two_workers_equals_in_process(data):
     x, y = data
@@ -123,7 +272,7 @@ def test_a_worker_that_raises_gives_worker_error_with_traceback(data):
     with WorkerPool(model, model.check_inputs(x), model.targets(y), workers=2) as pool:
         started = time.monotonic()
         with pytest.raises(WorkerError) as info:
-            pool._run_step("no-such-task", np.arange(10))
+            pool._run("no-such-task", np.arange(10))
         assert time.monotonic() - started < 5
     assert info.value.worker in (0, 1)
     assert "Traceback" in info.value.worker_traceback
@@ -243,6 +392,7 @@ def test_ctrl_c_in_the_parent_stops_cleanly():
         ({"workers": 0}, "workers must be an integer >= 1"),
         ({"workers": -2}, "workers"),
         ({"chunk": 0}, "chunk must be an integer >= 1"),
+        ({"ahead": 0}, "ahead must be an integer >= 1"),
         ({"workers": 11}, r"workers \(11\) must not exceed the number of samples \(10\)"),
     ],
 )
@@ -317,11 +467,13 @@ def test_a_worker_that_raises_inside_a_split_step_frees_the_others(data):
     with WorkerPool(model, xs, t, workers=3, optimiser=opt) as pool:
         started = time.monotonic()
         with pytest.raises(WorkerError):
-            pool._dispatch(
+            step = pool._dispatch(
                 [("no-such-task", 0, 5), ("gradient", 5, 10)]
                 + [("update", lo, hi) for lo, hi in pool._update_ranges],
+                np.arange(10),
                 {**opt.config(), "t": 1, "n": 10},
             )
+            pool._result(step)
         assert time.monotonic() - started < 5
     assert time.monotonic() - started < 3  # closing did not wait for the 3 s join limit
     _assert_clean(pool)

@@ -29,16 +29,27 @@ class Channel:
         with self._wlock:
             self._writer.send(obj)
 
+    def put_many(self, objs) -> None:
+        """``put`` each of ``objs``, taking the write lock once."""
+        with self._wlock:
+            for obj in objs:
+                self._writer.send(obj)
+
     def get(self, timeout: float | None = None, spin: float = 0.0):
         """The next message. ``spin``: seconds to poll (yielding the CPU between polls)
         before blocking for up to ``timeout`` seconds (``None``: for ever)."""
+        end = time.perf_counter() + spin
+        while time.perf_counter() < end:  # poll, holding the lock only to look
+            if self._rlock.acquire(False):
+                try:
+                    if self._reader.poll(0):
+                        return self._reader.recv()
+                finally:
+                    self._rlock.release()
+            os.sched_yield()
         if not self._rlock.acquire(timeout=-1 if timeout is None else timeout):
             raise queue.Empty
         try:
-            if spin:
-                end = time.perf_counter() + spin
-                while not self._reader.poll(0) and time.perf_counter() < end:
-                    os.sched_yield()
             if timeout is not None and not self._reader.poll(timeout):
                 raise queue.Empty
             return self._reader.recv()

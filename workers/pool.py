@@ -2,10 +2,12 @@
 
 Queues (see ``workers/worker.py`` for the worker's side):
 
-- one **instruction queue** per worker: ``("start", step, settings, ends)``, ``("stop",)``;
-- one shared **input queue**: tasks ``(kind, step, start, stop)`` over the shared index
-  array ``order`` (kind ``gradient``, ``evaluate``, or ``update`` for a range of
-  parameters), then one ``("wait",)`` per worker to close the step;
+- one **instruction queue** per worker: ``("start", step, settings, computed)``,
+  ``("stop",)``;
+- one shared **input queue**: tasks ``(kind, step, start, stop)`` over row
+  ``step % ahead`` of the shared index array ``order`` (kind ``gradient``, ``evaluate``,
+  or ``update`` for a range of parameters), then one ``("wait",)`` per worker to close
+  the step;
 - one shared **output queue**: ``("result", worker, step, n, loss_sum, n_correct, busy_s)``
   per task, ``("waiting", worker, step, counters)`` when a worker has closed the step,
   ``("ready", worker, pid)`` at start-up, or ``("error", worker, traceback_text)``.
@@ -18,10 +20,17 @@ next), or - with a *split step* - is one round of messages: the gradient tasks, 
 ``update`` task per worker, which waits at a shared-memory barrier (``workers.worker.
 StepBarrier``) until every gradient of the step is in, sums the slots over its range of
 parameters and applies the optimiser to that range (its state shared too).
+
+:meth:`WorkerPool.submit` queues a split step without waiting for it, so that the
+workers go from one step straight into the next (up to ``ahead`` steps in flight, each
+with its own row of ``order``) while the parent records results; :meth:`WorkerPool.
+collect` returns them in order. The barrier keeps every worker inside a step until all
+have closed it, so the queued steps run one after the other, exactly as if sent singly.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import multiprocessing as mp
@@ -54,6 +63,7 @@ SINGLE_THREAD_ENV = {
         "NUMEXPR_NUM_THREADS",
     )
 }
+AHEAD = 2  # training steps in flight (see WorkerPool.submit)
 POLL_S = 0.05  # how often a waiting parent checks that its workers are alive
 START_TIMEOUT_S = 120.0
 
@@ -89,6 +99,8 @@ class WorkerPool:
     split_step : with an ``optimiser``, step it inside the workers (default): each
         updates a range of the parameters, in the same round of messages as the
         gradients. ``False``: the parent sums the slots and steps while workers idle.
+    ahead : how many training steps :meth:`submit` keeps in flight; the workers run
+        them back to back, meeting at the barrier between them.
     """
 
     def __init__(
@@ -102,8 +114,10 @@ class WorkerPool:
         start_method: str = "spawn",
         optimiser: Optimizer | None = None,
         split_step: bool = True,
+        ahead: int = AHEAD,
     ):
         require_int("workers", workers, 1)
+        require_int("ahead", ahead, 1)
         if chunk is not None:
             require_int("chunk", chunk, 1)
         if workers > len(x):
@@ -112,11 +126,13 @@ class WorkerPool:
             )
         if x.shape[1] != model.input_size or t.shape != (len(x), model.output_size):
             raise ValueError(f"x {x.shape} and t {t.shape} do not fit the model {model.sizes}")
-        self.model, self.workers, self.chunk = model, workers, chunk
+        self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
         self.optimiser = optimiser if split_step else None
         self.seed = 0 if seed is None else int(seed)
         self.step = 0
-        self._sent = [0, 0]  # compute and update tasks sent so far (the barrier counts)
+        self._computed = 0  # compute tasks sent so far (what the barrier counts)
+        self._tally: dict[int, list] = {}  # step -> [loss_sum, n_correct, workers waiting]
+        self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
         self._closed = False
         self._counters: dict[int, dict] = {}
@@ -133,7 +149,7 @@ class WorkerPool:
         model, sh = self.model, self._shared
         sh.create("x", x.shape, x.dtype)[...] = x
         sh.create("t", t.shape, t.dtype)[...] = t
-        sh.create("order", (len(x),), np.int64)
+        sh.create("order", (self.ahead, len(x)), np.int64)  # row: step % ahead
         weights = sh.create("weights", model.weights.shape, model.dtype)
         biases = sh.create("biases", model.biases.shape, model.dtype)
         weights[...], biases[...] = model.weights, model.biases
@@ -214,9 +230,11 @@ class WorkerPool:
         seed: int | None = 0,
         start_method: str = "spawn",
         split_step: bool = True,
+        ahead: int = AHEAD,
     ) -> Callable[..., WorkerPool]:
         """A backend factory for :func:`nodenet.fit` (``backend=WorkerPool.factory(2)``)."""
         require_int("workers", workers, 1)
+        require_int("ahead", ahead, 1)
         if chunk is not None:
             require_int("chunk", chunk, 1)
 
@@ -231,6 +249,7 @@ class WorkerPool:
                 start_method=start_method,
                 optimiser=optimiser,
                 split_step=split_step,
+                ahead=ahead,
             )
 
         return build
@@ -249,7 +268,7 @@ class WorkerPool:
 
         Returns ``(loss_sum, n_correct, dW, db)``, gradients summed over the samples
         (arrays reused by the next call)."""
-        loss, correct = self._run_step("gradient", indices)
+        loss, correct = self._run("gradient", indices)
         np.sum(self.grad_w, axis=0, out=self.dW)
         np.sum(self.grad_b, axis=0, out=self.db)
         return loss, correct, self.dW, self.db
@@ -258,21 +277,27 @@ class WorkerPool:
         """Gradient of rows ``indices`` and one optimiser step on the mean; returns
         ``(loss_sum, n_correct)``. With a split step the workers update the parameters,
         each its own range; otherwise the parent steps on the summed slots."""
-        if optimiser is not self.optimiser:
-            loss, correct, dW, db = self.gradient(indices)
-            optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
-            return loss, correct
-        if len(indices) == 0:
-            return 0.0, 0.0
-        optimiser.t += 1
-        tasks = self._tasks_for("gradient", indices)
-        tasks += [("update", lo, hi) for lo, hi in self._update_ranges]
-        settings = {**optimiser.config(), "t": optimiser.t, "n": len(indices)}
-        return self._dispatch(tasks, settings)
+        started = self._train(indices, optimiser)
+        return started if isinstance(started, tuple) else self._result(started)
+
+    def submit(self, indices: np.ndarray, optimiser: Optimizer) -> None:
+        """Start the training step :meth:`train_step` would run, without waiting for it:
+        with a split step the call returns once its messages are sent, so the workers go
+        on to it straight from the step before. :meth:`collect` returns the results, in
+        the order submitted. Keep at most :attr:`ahead` steps submitted and not collected
+        (more wait for the oldest to finish, which costs nothing but the overlap)."""
+        self._submitted.append(self._train(indices, optimiser))
+
+    def collect(self) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of the oldest submitted step, once it is done."""
+        if not self._submitted:
+            raise RuntimeError("collect() without a submitted step")
+        started = self._submitted.popleft()
+        return started if isinstance(started, tuple) else self._result(started)
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
-        return self._run_step("evaluate", indices)
+        return self._run("evaluate", indices)
 
     COUNTERS = worker.COUNTERS
 
@@ -291,49 +316,74 @@ class WorkerPool:
         return pd.DataFrame(rows)
 
     # ------------------------------------------------------------ one step
-    def _run_step(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
+    def _train(self, indices: np.ndarray, optimiser: Optimizer) -> int | tuple[float, float]:
+        """Start a training step: the step number of a split step in flight, or the
+        ``(loss_sum, n_correct)`` of a step the parent has finished."""
+        if optimiser is not self.optimiser:
+            loss, correct, dW, db = self.gradient(indices)
+            optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+            return loss, correct
+        if len(indices) == 0:
+            return 0.0, 0.0
+        optimiser.t += 1
+        tasks = self._tasks("gradient", len(indices))
+        tasks += [("update", lo, hi) for lo, hi in self._update_ranges]
+        settings = {**optimiser.config(), "t": optimiser.t, "n": len(indices)}
+        return self._dispatch(tasks, indices, settings)
+
+    def _run(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
         """A ``gradient`` or ``evaluate`` step over rows ``indices``, in chunks."""
         if len(indices) == 0:
             return 0.0, 0.0
-        return self._dispatch(self._tasks_for(kind, indices))
+        return self._result(self._dispatch(self._tasks(kind, len(indices)), indices))
 
-    def _tasks_for(self, kind: str, indices: np.ndarray) -> list[tuple[str, int, int]]:
-        """Write ``indices`` into the shared ``order``; return its chunks as tasks."""
-        n = len(indices)
-        self.order[:n] = indices
+    def _tasks(self, kind: str, n: int) -> list[tuple[str, int, int]]:
+        """``n`` rows of a step as tasks of ``chunk`` rows (or one per worker)."""
         chunk = self.chunk or math.ceil(n / self.workers)
         return [(kind, s, min(s + chunk, n)) for s in range(0, n, chunk)]
 
-    def _dispatch(self, tasks: list[tuple[str, int, int]], settings: dict | None = None):
-        """One step of the protocol: ``start`` to every worker (with the optimiser
-        ``settings`` when the step ends with ``update`` tasks), the tasks, one ``wait``
-        per worker; then collect results until every worker is waiting. Returns
-        ``(loss_sum, n_correct)``."""
+    def _dispatch(
+        self, tasks: list[tuple[str, int, int]], indices: np.ndarray, settings: dict | None = None
+    ) -> int:
+        """Send one step of the protocol and return its number, without waiting: write
+        ``indices`` into the step's row of ``order``; ``start`` to every worker (with the
+        optimiser ``settings`` when the step ends with ``update`` tasks), the tasks, one
+        ``wait`` per worker."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
         self._check_alive()
         self.step += 1
         step = self.step
-        updates = sum(kind == "update" for kind, _, _ in tasks)
-        self._sent[0] += len(tasks) - updates
-        self._sent[1] += updates
-        ends = tuple(self._sent)  # what the workers' barrier waits for
+        self._finish(step - len(self.order))  # the step that last used this row of order
+        self.order[step % len(self.order), : len(indices)] = indices
+        self._computed += sum(kind != "update" for kind, _, _ in tasks)
+        self._tally[step] = [0.0, 0.0, 0]
         for instruction in self.instructions:
-            instruction.put(("start", step, settings, ends))
+            instruction.put(("start", step, settings, self._computed))
         for kind, start, stop in tasks:
             self.inputs.put((kind, step, start, stop))
         for _ in range(self.workers):
             self.inputs.put(("wait",))
-        loss = correct = 0.0
-        waiting = 0
-        while waiting < self.workers:
+        return step
+
+    def _finish(self, step: int) -> None:
+        """Collect messages until every worker is waiting after ``step`` (or it is long
+        done), tallying each step's results as they come."""
+        tally = self._tally.get(step)
+        while tally is not None and tally[2] < self.workers:
             message = self._receive()
-            if message[0] == "result" and message[2] == step:
-                loss += message[4]
-                correct += message[5]
-            elif message[0] == "waiting" and message[2] == step:
+            if message[0] == "result":
+                entry = self._tally[message[2]]
+                entry[0] += message[4]
+                entry[1] += message[5]
+            elif message[0] == "waiting":
                 self._counters[message[1]] = message[3]
-                waiting += 1
+                self._tally[message[2]][2] += 1
+
+    def _result(self, step: int) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of ``step`` once it is finished."""
+        self._finish(step)
+        loss, correct, _ = self._tally.pop(step)
         return loss, correct
 
     def _receive(self) -> tuple:

@@ -3,22 +3,23 @@
 A worker attaches to the shared arrays, rebuilds the model over the *shared* flat
 weights and biases (so the parent's optimiser steps are seen without copying), then:
 
-    loop:  instruction = instructions.get()  # ("start", step, settings, ends) | ("stop",)
-           zero my gradient slot; tell the barrier I started this step
+    loop:  instruction = instructions.get()  # ("start", step, settings, computed)
+           zero my gradient slot; tell the barrier I started this step  #  | ("stop",)
            loop:  task = inputs.get()             # (kind, step, start, stop) | ("wait",)
                   gradient / evaluate: forward (+ cached backprop) on rows
-                      order[start:stop]; tell the barrier one more task is done
+                      order[step % ahead, start:stop]; tell the barrier one more is done
                   update: wait at the barrier for every gradient of the step, then
                       apply the optimiser to parameters [start, stop)
                   keep ("result", worker, step, n, loss_sum, n_correct, busy_s)
-           wait at the barrier for every task of the step, then
-           outputs.put(each result kept); outputs.put(("waiting", worker, step, counters))
+           tell the barrier I took my wait; wait there until every worker has, then
+           outputs.put(each result kept, ("waiting", worker, step, counters))
 
-``ends`` are the barrier's targets: the numbers of compute and update tasks the pool
-will have finished, in all, when the step's gradients and the whole step are done.
-The results go out together at the end of the step, once every worker is there: a
-message wakes the parent, and a parent woken while a worker still computes takes that
-worker's CPU (2 cores: parent + 2 workers).
+``computed`` is the barrier's target for the updates: the number of compute tasks the
+pool will have finished, in all, once the step's gradients are done. The parent may
+queue several steps ahead; the barrier keeps each worker inside its step until every
+worker has closed it (see :class:`StepBarrier`). The results go out together at the end
+of the step: a message wakes the parent, and a parent woken while a worker still
+computes takes that worker's CPU (2 cores: parent + 2 workers).
 
 Messages are small tuples; arrays never travel through a queue. Any exception is sent
 to the parent as ``("error", worker, traceback_text)``. A worker whose parent has died
@@ -74,13 +75,21 @@ def _get(q, parent_pid: int):
 class StepBarrier:
     """Where the workers meet inside a step: an update may read the gradient slots only
     once every worker has zeroed its slot for the step and every gradient task of the
-    step is finished; the results go out once every task of the step is finished.
+    step is finished; a worker leaves a step only once every worker has taken its
+    ``wait`` of the step.
 
-    ``sync`` is a shared int64 array (3, workers): row 0 the last step each worker has
-    started, rows 1 and 2 how many compute (gradient, evaluation) and update tasks each
-    has finished since the pool started; ``closing`` (1,) is set by a closing parent. They are written under ``lock``; a waiting
-    worker reads them without it and takes the lock once when they are complete, so that
-    (on any CPU architecture) it sees everything written before the counts were published.
+    The last rule is what lets the parent queue the next steps early: the input queue
+    holds one ``wait`` per worker per step, so a worker that went on to the next step
+    while another still had its ``wait`` to take could take that ``wait`` as its own -
+    and the other worker the next step's tasks. When every worker has taken its
+    ``wait``, every task of the step is taken, and finished.
+
+    ``sync`` is a shared int64 array (3, workers): per worker, row 0 the last step it
+    has started, row 1 how many compute (gradient, evaluation) tasks it has finished
+    since the pool started, row 2 the last step whose ``wait`` it has taken. ``closing``
+    (1,) is set by a closing parent. They are written under ``lock``; a waiting worker
+    reads them without it and takes the lock once when they are complete, so that (on
+    any CPU architecture) it sees everything written before they were published.
     """
 
     def __init__(self, sync, closing, lock, worker_id: int, parent_pid: int):
@@ -91,20 +100,30 @@ class StepBarrier:
         with self.lock:
             self.sync[0, self.worker_id] = step
 
-    def done(self, kind: str) -> None:
-        """One more task of ``kind`` finished by this worker."""
+    def computed(self) -> None:
+        """One more gradient or evaluation task finished by this worker."""
         with self.lock:
-            self.sync[2 if kind == "update" else 1, self.worker_id] += 1
+            self.sync[1, self.worker_id] += 1
 
-    def wait(self, step: int, computed: int, updated: int = 0) -> None:
-        """Return once every worker has started ``step`` and ``computed`` compute and
-        ``updated`` update tasks are done in all. Polls for ``SPIN_S``, then sleeps
-        100 us between looks; raises :class:`ParentGoneError` if the parent closes the
-        pool or dies meanwhile (a worker that died or raised never arrives)."""
+    def finished(self, step: int) -> None:
+        """This worker has taken its ``wait`` of ``step``."""
+        with self.lock:
+            self.sync[2, self.worker_id] = step
+
+    def wait(self, step: int, computed: int = 0, finished: bool = False) -> None:
+        """Return once every worker has started ``step``, ``computed`` compute tasks are
+        done in all and, if ``finished``, every worker has taken its ``wait`` of
+        ``step``. Polls for ``SPIN_S``, then sleeps 100 us between looks; raises
+        :class:`ParentGoneError` if the parent closes the pool or dies meanwhile (a
+        worker that died or raised never arrives)."""
         sync = self.sync
         start = last_check = time.perf_counter()
         while True:
-            if sync[0].min() >= step and sync[1].sum() >= computed and sync[2].sum() >= updated:
+            if (
+                sync[0].min() >= step
+                and sync[1].sum() >= computed
+                and (not finished or sync[2].min() >= step)
+            ):
                 with self.lock:  # acquire: what the others wrote is visible after it
                     return
             if self.closing[0]:
@@ -139,12 +158,13 @@ class Worker:
         self.counters = dict.fromkeys(COUNTERS, 0.0)
         self.results: list[tuple] = []
         self.step = 0
-        self.ends = (0, 0)
+        self.computed = 0
 
-    def start(self, step: int, settings: dict | None, ends: tuple[int, int]) -> None:
+    def start(self, step: int, settings: dict | None, computed: int) -> None:
         """Zero the gradient slot for ``step``; ``settings``: the optimiser of its update
-        tasks, if it has any."""
-        self.step, self.ends = step, ends
+        tasks, if it has any; ``computed``: the compute tasks done in all, since the pool
+        started, once this step's are."""
+        self.step, self.computed = step, computed
         self.grad_w.fill(0)
         self.grad_b.fill(0)
         if settings is not None:
@@ -157,12 +177,13 @@ class Worker:
         clock = time.perf_counter()
         loss = correct = 0.0
         if kind == "update":
-            self.barrier.wait(self.step, self.ends[0])
+            self.barrier.wait(self.step, self.computed)
             c["barrier_s"] += time.perf_counter() - clock
             clock = time.perf_counter()
             self.stepper.update(start, stop)
         elif kind in ("gradient", "evaluate"):
-            rows = a["order"][start:stop]
+            order = a["order"]
+            rows = order[task_step % len(order), start:stop]
             x, t = a["x"][rows], a["t"][rows]
             if kind == "gradient":
                 loss, correct = self.batch_gradient(
@@ -173,11 +194,11 @@ class Worker:
         else:
             raise ValueError(f"unknown task kind {kind!r}")
         busy = time.perf_counter() - clock
-        self.barrier.done(kind)
         if kind == "update":
             c["updates"] += 1
             c["update_s"] += busy
         else:
+            self.barrier.computed()
             c["tasks"] += 1
             c["samples"] += stop - start
             c["busy_s"] += busy
@@ -186,17 +207,17 @@ class Worker:
         )
 
     def finish(self) -> None:
-        """At the step's ``wait``: once every task of the step is done, send the kept
-        results and ``waiting`` with the counters."""
+        """At the step's ``wait``: once every worker has taken its ``wait`` (so every task
+        of the step is done), send the kept results and ``waiting`` with the counters."""
         clock = time.perf_counter()
-        self.barrier.wait(self.step, *self.ends)
+        self.barrier.finished(self.step)
+        self.barrier.wait(self.step, finished=True)
         self.counters["barrier_s"] += time.perf_counter() - clock
+        self.results.append(("waiting", self.worker_id, self.step, dict(self.counters)))
         clock = time.perf_counter()
-        for message in self.results:
-            self.outputs.put(message)
+        self.outputs.put_many(self.results)  # one lock for all: the other worker sends too
         self.results.clear()
-        self.counters["output_put_s"] += time.perf_counter() - clock
-        self.outputs.put(("waiting", self.worker_id, self.step, dict(self.counters)))
+        self.counters["output_put_s"] += time.perf_counter() - clock  # shows in the next step
 
 
 class RangeStep:
