@@ -4,7 +4,8 @@ A worker attaches to the shared arrays, rebuilds the model over the *shared* fla
 weights and biases (so the parent's optimiser steps are seen without copying), then:
 
     loop:  instruction = instructions.get()  # ("start", step, settings, computed)
-           zero my gradient slot; tell the barrier I started this step  #  | ("stop",)
+                                             #  | ("stop",)
+           zero my gradient slot; tell the barrier I started this step
            loop:  task = inputs.get()             # (kind, step, start, stop) | ("wait",)
                   gradient / evaluate: forward (+ cached backprop) on rows
                       order[step % ahead, start:stop]; tell the barrier one more is done
