@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
 
 #: name -> how to run it; "threads" sets the BLAS / OpenMP / torch threads of the run
 MAIN = {
@@ -124,7 +122,7 @@ def child(
                 train.y,
                 epochs=epochs,
                 batch_size=batch,
-                optimiser="adam",
+                optimizer="adam",
                 lr=1e-3,
                 validation=0.0,
                 workers=spec["workers"],
@@ -359,13 +357,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(frame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nodenet.plots import save_figure, subplots
 
     shown = frame[frame["epochs_measured"] > 0]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.5))
+    fig, ax = subplots(figsize=(9, 0.45 * len(shown) + 1.5))
     colours = ["tab:blue" if t.startswith("nodenet") else "tab:gray" for t in shown["trainer"]]
     labels = [
         f"{t} [{b.split(',')[0]}]" for t, b in zip(shown["trainer"], shown["table"], strict=True)
@@ -377,8 +372,7 @@ def plot(frame, path: Path) -> None:
         title="nodenet vs PyTorch CPU and plain NumPy (same machine, same run)",
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

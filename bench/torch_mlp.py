@@ -1,4 +1,4 @@
-"""PyTorch CPU reference: the same network, loss, optimiser and batches."""
+"""PyTorch CPU reference: the same network, loss, optimizer and batches."""
 
 from __future__ import annotations
 

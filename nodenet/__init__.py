@@ -7,11 +7,14 @@
 """
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .backend import Backend, InProcess, available_backends, get_backend, register_backend
+from .callbacks import Callback, EarlyStopping, EpochLines, History, ProgressBar, StepDecay
+from .checkpoint import Checkpoint
 from .data import DataError, Normaliser
 from .graph import Layer, Model, Node
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp
-from .training import Callback, EarlyStopping, History, InProcess, StepDecay, fit
+from .training import fit
 
 __version__ = "0.1.0"
 
@@ -20,11 +23,14 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Backend",
     "BinaryCrossEntropy",
     "Callback",
+    "Checkpoint",
     "CrossEntropy",
     "DataError",
     "EarlyStopping",
+    "EpochLines",
     "History",
     "Identity",
     "InProcess",
@@ -35,6 +41,7 @@ __all__ = [
     "Nesterov",
     "Node",
     "Normaliser",
+    "ProgressBar",
     "RMSProp",
     "ReLU",
     "Sigmoid",
@@ -42,5 +49,8 @@ __all__ = [
     "SquaredError",
     "StepDecay",
     "Tanh",
+    "available_backends",
     "fit",
+    "get_backend",
+    "register_backend",
 ]

@@ -77,12 +77,12 @@ def check_gradients(
     results = []
     for l in range(1, model.depth + 1):
         errors = []
-        for flat, grad, start, count in (
-            (model.weights, dW, model.weight_start[l], model.layers[l].W.size),
-            (model.biases, db, model.bias_start[l], model.layers[l].size),
+        for flat, grad, block in (
+            (model.weights, dW, model.layout.weights[l]),
+            (model.biases, db, model.layout.biases[l]),
         ):
-            idx = np.arange(start, start + count)
-            if max_per_layer is not None and count > max_per_layer:
+            idx = np.arange(block.start, block.stop)
+            if max_per_layer is not None and len(idx) > max_per_layer:
                 idx = rng.choice(idx, size=max_per_layer, replace=False)
             numeric = numeric_gradient(model, x, t, flat, idx, eps)
             errors.append(float(relative_error(grad[idx], numeric).max()))

@@ -5,7 +5,7 @@ Layer ``l`` (``l = 1..L``; layer 0 is the input) owns the block
 ``weights[weight_start[l] : weight_start[l] + N_l * N_{l-1}]``, seen as ``layer.W`` of
 shape ``(N_l, N_{l-1})`` (row ``j`` holds the weights into node ``j``), and the block
 ``biases[bias_start[l] : bias_start[l] + N_l]``, seen as ``layer.b`` of shape ``(N_l,)``.
-Both are views, so an optimiser step on the flat arrays updates every layer at once.
+Both are views, so an optimizer step on the flat arrays updates every layer at once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .activations import Activation, Identity, get_activation
 from .backprop import Backprop, batch_gradient
 from .checks import require_int
 from .init import initialise
+from .layout import ParameterLayout
 from .losses import Loss, get_loss
 
 
@@ -76,7 +77,8 @@ class Layer:
         self.nodes: list[Node] = []
 
     def bind(self, index: int, W: np.ndarray, b: np.ndarray) -> None:
-        """Attach this layer to position ``index`` with parameter views ``W`` and ``b``."""
+        """Attach this layer to position ``index`` with parameter views ``W`` (N, N_prev)
+        and ``b`` (N,)."""
         self.index, self.W, self.b = index, W, b
         self.nodes = [Node(self, j) for j in range(self.size)]
 
@@ -99,10 +101,12 @@ class Layer:
 
 
 class InputLayer(Layer):
-    """Layer 0: holds the input samples as its ``a`` (and ``z``); has no parameters."""
+    """Layer 0: holds the input samples as its ``a`` (and ``z``); has no parameters and
+    no nodes."""
 
     def __init__(self, size: int):
         super().__init__(size, Identity())
+        self.index = 0
 
     def forward(self, prev_a: np.ndarray) -> np.ndarray:
         self.z = self.a = prev_a
@@ -127,13 +131,18 @@ class Model:
                 raise ValueError(f"layers must be Layer objects, got {layer!r}")
         self.loss = get_loss(loss)
         self.layers: list[Layer] = [InputLayer(input_size), *layers]
+        self.layout = ParameterLayout(self.sizes)
         self.weights: np.ndarray | None = None
         self.biases: np.ndarray | None = None
-        self.weight_start: list[int] = []
-        self.bias_start: list[int] = []
         self.backprop = Backprop(self)
         #: optional input transform (see nodenet.data.Normaliser), saved with the model
         self.normaliser = None
+        # set by fit() for its callbacks, as Keras does: the optimizer and History of the
+        # run, the callbacks, and the flag a callback sets to end training
+        self.optimizer = None
+        self.history = None
+        self.callbacks: list = []
+        self.stop_training = False
 
     # ----------------------------------------------------------------- structure
     @property
@@ -160,32 +169,33 @@ class Model:
 
     @property
     def parameter_count(self) -> int:
-        sizes = self.sizes
-        return sum(sizes[l] * sizes[l - 1] + sizes[l] for l in range(1, len(sizes)))
+        return self.layout.size
+
+    @property
+    def weight_start(self) -> list[int]:
+        """Start index of each layer's block in ``weights`` (layer 0, the input: 0)."""
+        return self.layout.weight_start
+
+    @property
+    def bias_start(self) -> list[int]:
+        """Start index of each layer's block in ``biases`` (layer 0, the input: 0)."""
+        return self.layout.bias_start
 
     def construct(self, seed: int | None = 0, init: str = "he", dtype=np.float32) -> Model:
-        """Number the layers, fill ``weight_start`` / ``bias_start``, allocate the flat
-        ``weights`` and ``biases`` arrays, bind every layer's views and initialise."""
+        """Number the layers, allocate the flat ``weights`` and ``biases`` arrays laid out
+        by ``layout`` (the start-index tables), bind every layer's views and initialise."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-        sizes = self.sizes
-        self.weight_start, self.bias_start = [0], [0]
-        w_next = b_next = 0
-        for l in range(1, len(sizes)):
-            self.weight_start.append(w_next)
-            self.bias_start.append(b_next)
-            w_next += sizes[l] * sizes[l - 1]
-            b_next += sizes[l]
-        self.rebind(np.zeros(w_next, dtype=dtype), np.zeros(b_next, dtype=dtype))
+        layout = self.layout
+        self.rebind(np.zeros(layout.n_weights, dtype), np.zeros(layout.n_biases, dtype))
         initialise(self, init, np.random.default_rng(seed))
         return self
 
     def rebind(self, weights: np.ndarray, biases: np.ndarray) -> None:
         """Use ``weights`` and ``biases`` (e.g. arrays in shared memory) as the flat
         parameter arrays and re-create every layer's views into them."""
-        n_biases = sum(self.sizes[1:])
-        n_weights = self.parameter_count - n_biases
+        n_weights, n_biases = self.layout.n_weights, self.layout.n_biases
         if weights.shape != (n_weights,) or biases.shape != (n_biases,):
             raise ValueError(
                 f"flat arrays must have shapes ({n_weights},) and ({n_biases},), "
@@ -196,24 +206,17 @@ class Model:
                 f"weights ({weights.dtype}) and biases ({biases.dtype}) differ in dtype"
             )
         self.weights, self.biases = weights, biases
-        self.layers[0].bind(0, None, None)
         for l in range(1, len(self.layers)):
-            n, n_prev = self.sizes[l], self.sizes[l - 1]
-            ws, bs = self.weight_start[l], self.bias_start[l]
-            W = weights[ws : ws + n * n_prev].reshape(n, n_prev)
-            self.layers[l].bind(l, W, biases[bs : bs + n])
+            self.layers[l].bind(l, self.layer_weights(weights, l), self.layer_biases(biases, l))
         self.backprop.clear()
 
     def layer_weights(self, flat: np.ndarray, l: int) -> np.ndarray:
         """Layer ``l``'s ``(N_l, N_{l-1})`` view into any flat weight-shaped array."""
-        n, n_prev = self.sizes[l], self.sizes[l - 1]
-        start = self.weight_start[l]
-        return flat[start : start + n * n_prev].reshape(n, n_prev)
+        return self.layout.weights[l].view(flat)
 
     def layer_biases(self, flat: np.ndarray, l: int) -> np.ndarray:
         """Layer ``l``'s ``(N_l,)`` view into any flat bias-shaped array."""
-        start = self.bias_start[l]
-        return flat[start : start + self.sizes[l]]
+        return self.layout.biases[l].view(flat)
 
     # ---------------------------------------------------------------- validation
     def _require_constructed(self) -> None:

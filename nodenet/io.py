@@ -12,17 +12,13 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .checks import require_int
 from .data import Normaliser
 from .files import atomic_write
 from .graph import Model
-from .optimizers import Optimizer, get_optimizer
-from .training import Callback, History
 
 FORMAT = "nodenet-model-1"
 
@@ -123,83 +119,3 @@ def load(path: str | os.PathLike) -> Model:
     if path.is_dir():
         path = path / "model.npz"
     return model_from_arrays(load_arrays(path), path)
-
-
-# ------------------------------------------------------------------ checkpoints
-@dataclass
-class CheckpointState:
-    """What a training run needs to continue exactly where it stopped."""
-
-    model: Model
-    optimiser: Optimizer
-    history: History
-    epoch: int  # epochs completed before the one in progress (0-based index of it)
-    batch: int  # batches of that epoch already applied
-    settings: dict
-
-
-def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> Path:
-    """Write one self-contained, atomically replaced ``.npz``: the model (loadable with
-    :func:`load`), the optimiser's settings and state, the history and the position."""
-    arrays = model_arrays(state.model)
-    arrays.update({f"opt_{k}": v for k, v in state.optimiser.state_arrays().items()})
-    progress = {
-        "epoch": state.epoch,
-        "batch": state.batch,
-        "optimiser": state.optimiser.config(),
-        "settings": state.settings,
-        "history": {"batches": state.history.batches, "epochs": state.history.epochs},
-    }
-    arrays["progress"] = np.array(json.dumps(progress, default=float))
-    return save_arrays(path, arrays)
-
-
-def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
-    """Read what :func:`save_checkpoint` wrote (a file, or a folder holding
-    ``checkpoint.npz``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.npz"
-    arrays = load_arrays(path)
-    model = model_from_arrays(arrays, path)
-    try:
-        progress = json.loads(str(arrays["progress"]))
-        settings = dict(progress["optimiser"])
-        optimiser = get_optimizer(settings.pop("name"), **settings)
-        optimiser.load_state_arrays(
-            {k[len("opt_") :]: v for k, v in arrays.items() if k.startswith("opt_")}
-        )
-        history = History(progress["history"]["batches"], progress["history"]["epochs"])
-        return CheckpointState(
-            model,
-            optimiser,
-            history,
-            int(progress["epoch"]),
-            int(progress["batch"]),
-            progress["settings"],
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelFileError(f"{path}: not a nodenet checkpoint ({exc})") from exc
-
-
-class Checkpoint(Callback):
-    """Callback for :func:`~nodenet.training.fit`: writes ``directory/checkpoint.npz``
-    (atomically) every ``every`` epochs and when training is interrupted by Ctrl-C.
-    ``settings`` (JSON-serialisable) are stored with it for ``--resume``."""
-
-    def __init__(self, directory: str | os.PathLike, every: int = 1, settings: dict | None = None):
-        self.path = Path(directory) / "checkpoint.npz"
-        self.every = require_int("checkpoint every", every, 1)
-        self.settings = settings or {}
-
-    def save(self, model, optimiser, history, epoch: int, batch: int) -> Path:
-        state = CheckpointState(model, optimiser, history, epoch, batch, self.settings)
-        return save_checkpoint(self.path, state)
-
-    def on_epoch_end(self, record, model, optimiser, history):
-        if record["epoch"] % self.every == 0:
-            self.save(model, optimiser, history, record["epoch"], 0)
-        return False
-
-    def on_interrupt(self, model, optimiser, history, epoch, batch):
-        self.save(model, optimiser, history, epoch, batch)

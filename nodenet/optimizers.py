@@ -1,7 +1,7 @@
-"""Optimisers that update the flat ``weights`` and ``biases`` arrays in place.
+"""Optimizers that update the flat ``weights`` and ``biases`` arrays in place.
 
 ``opt.step(weights, biases, dW, db)`` takes the gradients of the *mean* loss of a
-mini-batch (the caller divides the summed gradients by the batch size). Each optimiser
+mini-batch (the caller divides the summed gradients by the batch size). Each optimizer
 keeps its state arrays (one per parameter array) and updates element-wise:
 ``g`` is the gradient, ``p`` the parameter, ``t`` the step number (from 1).
 
@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from .checks import require_number
+
 
 class Optimizer:
     """Base class: validates the settings and runs :meth:`update` on each flat array."""
@@ -28,12 +30,9 @@ class Optimizer:
     name = "optimizer"
 
     def __init__(self, lr: float = 0.01, weight_decay: float = 0.0, average: float = 0.0):
-        _check_positive("lr", lr)
-        _check_range("weight_decay", weight_decay, 0, np.inf)
-        _check_range("average", average, 0, 1)
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
-        self.average = float(average)
+        self.lr = require_number("lr", lr, 0, open_low=True)
+        self.weight_decay = require_number("weight_decay", weight_decay, 0)
+        self.average = require_number("average", average, 0, 1)
         self.t = 0
         self.state: list[dict[str, np.ndarray]] = [{}, {}]
 
@@ -77,7 +76,7 @@ class Optimizer:
 
     def averaged(self) -> tuple[np.ndarray, np.ndarray]:
         """The bias-corrected moving averages of the flat weights and biases (new arrays,
-        shaped like them). Raises ``ValueError`` when the optimiser does not average or
+        shaped like them). Raises ``ValueError`` when the optimizer does not average or
         has not stepped yet."""
         if not self.average or self.t == 0:
             raise ValueError("no parameter average: average is 0 or no step was taken")
@@ -148,8 +147,7 @@ class Momentum(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, average=0.0):
         super().__init__(lr, weight_decay, average)
-        _check_range("momentum", momentum, 0, 1)
-        self.momentum = float(momentum)
+        self.momentum = require_number("momentum", momentum, 0, 1)
 
     def update(self, state, p, g):
         v = self.buffer(state, "v", p)
@@ -185,9 +183,8 @@ class RMSProp(Optimizer):
 
     def __init__(self, lr=0.001, rho=0.9, eps=1e-8, weight_decay=0.0, average=0.0):
         super().__init__(lr, weight_decay, average)
-        _check_range("rho", rho, 0, 1)
-        _check_positive("eps", eps)
-        self.rho, self.eps = float(rho), float(eps)
+        self.rho = require_number("rho", rho, 0, 1)
+        self.eps = require_number("eps", eps, 0, open_low=True)
 
     def update(self, state, p, g):
         s = self.buffer(state, "s", p)
@@ -209,8 +206,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr=0.01, eps=1e-8, weight_decay=0.0, average=0.0):
         super().__init__(lr, weight_decay, average)
-        _check_positive("eps", eps)
-        self.eps = float(eps)
+        self.eps = require_number("eps", eps, 0, open_low=True)
 
     def update(self, state, p, g):
         s = self.buffer(state, "s", p)
@@ -232,10 +228,9 @@ class Adam(Optimizer):
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, average=0.0):
         super().__init__(lr, weight_decay, average)
-        _check_range("beta1", beta1, 0, 1)
-        _check_range("beta2", beta2, 0, 1)
-        _check_positive("eps", eps)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = require_number("beta1", beta1, 0, 1)
+        self.beta2 = require_number("beta2", beta2, 0, 1)
+        self.eps = require_number("eps", eps, 0, open_low=True)
 
     def update(self, state, p, g):
         m = self.buffer(state, "m", p)
@@ -276,15 +271,30 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
+def optimizer_settings(name: str) -> tuple[str, ...]:
+    """The settings the optimizer ``name`` takes (``("lr", "momentum", ...)``)."""
+    parameters = inspect.signature(_optimizer_class(name).__init__).parameters
+    return tuple(key for key in parameters if key != "self")
+
+
 def get_optimizer(name: str, **settings) -> Optimizer:
-    """Build an optimiser by name; settings it does not take are ignored, so one set of
-    command-line flags serves every optimiser."""
+    """Build an optimizer by name with ``settings``; a setting it does not take raises
+    ``ValueError`` naming it and the settings it does take."""
+    cls = _optimizer_class(name)
+    unknown = sorted(set(settings) - set(optimizer_settings(name)))
+    if unknown:
+        raise ValueError(
+            f"{cls.name} takes no setting {', '.join(map(repr, unknown))}; "
+            f"its settings are {', '.join(optimizer_settings(name))}"
+        )
+    return cls(**settings)
+
+
+def _optimizer_class(name: str) -> type[Optimizer]:
     key = str(name).lower()
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
-    cls = OPTIMIZERS[key]
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in settings.items() if k in accepted and v is not None})
+    return OPTIMIZERS[key]
 
 
 def _scaled_step(p, numerator, s, lr: float, eps: float, tmp) -> None:
@@ -294,13 +304,3 @@ def _scaled_step(p, numerator, s, lr: float, eps: float, tmp) -> None:
     np.divide(numerator, tmp, out=tmp)
     tmp *= lr
     p -= tmp
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not (isinstance(value, (int, float)) and low <= value < high):
-        raise ValueError(f"{name} must lie in [{low}, {high}), got {value!r}")

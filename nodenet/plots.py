@@ -1,39 +1,44 @@
-"""Matplotlib figures of a training history and of predictions (headless ``Agg``)."""
+"""Matplotlib figures of a training history and of predictions.
+
+Figures are ``matplotlib.figure.Figure`` objects made without ``pyplot``: they need no
+display and leave the user's chosen matplotlib backend alone (nothing is set at import).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from .callbacks import History
 from .files import atomic_write
-from .training import History
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write the figure atomically in the format its suffix names, then close it."""
+def subplots(nrows: int = 1, ncols: int = 1, figsize=(8, 5), **kwargs):
+    """``(figure, axes)`` as ``pyplot.subplots`` gives them, on a figure that no
+    ``pyplot`` window manager holds (so nothing needs closing)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
+    """Write the figure atomically in the format its suffix names."""
     path = Path(path)
-    try:
-        return atomic_write(
-            path,
-            lambda f: fig.savefig(
-                f, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight"
-            ),
-        )
-    finally:
-        plt.close(fig)
+    return atomic_write(
+        path,
+        lambda f: fig.savefig(
+            f, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight"
+        ),
+    )
 
 
 def plot_history(history: History, path: str | os.PathLike, title: str = "") -> Path:
     """The four-panel training figure: epoch loss (training and validation); batch
     loss and accuracy; validation loss and accuracy; batch vs validation accuracy."""
     epochs, batches = history.frame("epoch"), history.frame("batch")
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    fig, axes = subplots(2, 2, figsize=(12, 8))
     ax = axes[0, 0]
     ax.plot(epochs["epoch"], epochs["loss"], "o-", label="training")
     if epochs["val_loss"].notna().any():
@@ -96,7 +101,7 @@ def plot_confusion(
 ) -> Path:
     """Heat map of a (K, K) confusion matrix with the counts written in the cells."""
     k = matrix.shape[0]
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * k, 0.8 + 0.6 * k))
+    fig, ax = subplots(figsize=(1 + 0.6 * k, 0.8 + 0.6 * k))
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046)
     threshold = matrix.max() / 2 if matrix.size else 0
@@ -124,8 +129,8 @@ def plot_curves(
     xlabel: str = "batch",
     ylabel: str = "loss",
 ) -> Path:
-    """Several named curves on one axis (e.g. the loss of each optimiser)."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    """Several named curves on one axis (e.g. the loss of each optimizer)."""
+    fig, ax = subplots(figsize=(8, 5))
     for name, values in curves.items():
         ax.plot(np.arange(1, len(values) + 1), values, lw=0.9, label=name)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)

@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from nodenet.data import DataError, read_csv
 from nodenet.files import atomic_write
 from nodenet.io import ModelFileError, load

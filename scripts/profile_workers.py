@@ -14,8 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import pandas as pd
 
 from nodenet import Layer, Model
@@ -86,12 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(table: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+    from nodenet.plots import save_figure, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, (left, right) = subplots(1, 2, figsize=(13, 4.5))
     for (workers, chunk), rows in table.groupby(["workers", "chunk"], sort=False):
         left.plot(rows["batch"], rows["samples_per_s"], "o-", label=f"{workers} w, chunk {chunk}")
     left.set(xscale="log", xlabel="batch size", ylabel="samples / s", title="Throughput")
@@ -117,8 +112,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     right.tick_params(axis="x", rotation=70, labelsize=7)
     right.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from stopwatch import Stopwatch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from nodenet import Layer, Model, fit
 from nodenet.activations import ACTIVATIONS
+from nodenet.callbacks import EpochLines
+from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.data import (
     DataError,
     Normaliser,
@@ -31,10 +31,9 @@ from nodenet.data import (
     train_validation_split,
 )
 from nodenet.files import atomic_write
-from nodenet.io import Checkpoint, ModelFileError, load_checkpoint, save
-from nodenet.optimizers import OPTIMIZERS, get_optimizer
+from nodenet.io import ModelFileError, save
+from nodenet.optimizers import OPTIMIZERS, get_optimizer, optimizer_settings
 from nodenet.predict import evaluate
-from nodenet.training import Callback
 
 #: settings that define the run; --resume takes them from the checkpoint
 RUN_SETTINGS = (
@@ -44,6 +43,7 @@ RUN_SETTINGS = (
     "lr",
     "optimizer",
     "momentum",
+    "rho",
     "beta1",
     "beta2",
     "eps",
@@ -103,10 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=int, default=5, help="passes over the training split")
-    opt.add_argument("--batch-size", type=int, default=128, help="samples per optimiser step")
+    opt.add_argument("--batch-size", type=int, default=128, help="samples per optimizer step")
     opt.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS), help="update rule")
     opt.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     opt.add_argument("--momentum", type=float, default=0.9, help="momentum / nesterov")
+    opt.add_argument("--rho", type=float, default=0.9, help="rmsprop: decay of the squares")
     opt.add_argument("--beta1", type=float, default=0.9, help="adam / adamw")
     opt.add_argument("--beta2", type=float, default=0.999, help="adam / adamw")
     opt.add_argument("--eps", type=float, default=1e-8, help="rmsprop / adagrad / adam / adamw")
@@ -192,23 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class EpochPrinter(Callback):
-    """One summary line per epoch."""
-
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def on_epoch_end(self, record, model, optimiser, history):
-        print(
-            f"epoch {record['epoch']}/{self.epochs}  loss {record['loss']:.4f}  "
-            f"acc {record['accuracy']:.4f}  val_loss {record['val_loss']:.4f}  "
-            f"val_acc {record['val_accuracy']:.4f}  {record['seconds']:.2f} s  "
-            f"{record['samples_per_s']:,.0f} samples/s",
-            flush=True,
-        )
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     state = None
@@ -231,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    train_idx, _ = train_validation_split(len(train), args.valid_fraction, args.seed)
-    # statistics of the training split only
-    normaliser = Normaliser.fit(args.normalise, train.x[train_idx], std_floor=args.std_floor)
+    if state is None:  # statistics of the training split only
+        train_idx, _ = train_validation_split(len(train), args.valid_fraction, args.seed)
+        normaliser = Normaliser.fit(args.normalise, train.x[train_idx], std_floor=args.std_floor)
+    else:  # the run's own statistics, as saved with it
+        normaliser = state.model.normaliser
     dtype = np.dtype(args.dtype)
     x = normaliser(train.x, dtype)
 
@@ -241,19 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         if state is None:
             layers = [Layer(n, args.activation) for n in args.hidden] + [Layer(10, "softmax")]
             model = Model(784, "cross_entropy", layers).construct(args.seed, args.init, dtype)
-            optimiser = get_optimizer(
+            optimizer = get_optimizer(
                 args.optimizer,
-                lr=args.lr,
-                momentum=args.momentum,
-                beta1=args.beta1,
-                beta2=args.beta2,
-                eps=args.eps,
-                weight_decay=args.weight_decay,
-                average=args.average,
+                **{key: getattr(args, key) for key in optimizer_settings(args.optimizer)},
             )
             history, first_epoch, first_batch = None, 0, 0
         else:
-            model, optimiser, history = state.model, state.optimiser, state.history
+            model, optimizer, history = state.model, state.optimizer, state.history
             first_epoch, first_batch = state.epoch, state.batch
             if first_epoch >= args.epochs:
                 print(
@@ -265,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model.normaliser = normaliser
     checkpoint = Checkpoint(out, every=args.checkpoint_every, settings=settings)
-    callbacks = [checkpoint] if args.quiet else [checkpoint, EpochPrinter(args.epochs)]
+    callbacks = [checkpoint] if args.quiet else [checkpoint, EpochLines()]
+    if state is not None:
+        state.restore(callbacks)
     if not args.quiet:
         where = f"{args.workers} workers" if args.workers else "in-process"
-        print(f"{model}\n{model.parameter_count:,} parameters, {optimiser!r}, {where}")
+        print(f"{model}\n{model.parameter_count:,} parameters, {optimizer!r}, {where}")
 
     watch = Stopwatch()
     try:
@@ -278,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             train.y,
             epochs=args.epochs,
             batch_size=args.batch_size,
-            optimiser=optimiser,
+            optimizer=optimizer,
             validation=args.valid_fraction,
             validate_every=args.validate_every,
             workers=args.workers,

@@ -4,7 +4,8 @@ differences, and the numerics of Softmax / CrossEntropy."""
 import numpy as np
 import pytest
 
-from nodenet import CrossEntropy, Identity, Softmax
+from nodenet import CrossEntropy, Softmax
+from nodenet.activations import get_activation
 from nodenet.gradcheck import check_gradients, main
 from tests.conftest import mlp
 
@@ -164,7 +165,17 @@ def test_softmax_jacobian_matches_finite_differences_and_the_fused_path():
     np.testing.assert_allclose(ce.delta(sm, z, a, t), a - t, atol=0)
 
 
-def test_elementwise_jacobian_is_diagonal():
-    z = np.array([[0.5, -1.0]])
-    ident = Identity()
-    np.testing.assert_array_equal(ident.jacobian(z, z)[0], np.eye(2))
+@pytest.mark.parametrize("name", ["identity", "relu", "leaky_relu", "sigmoid", "tanh"])
+def test_elementwise_jacobian_is_the_diagonal_of_finite_differences(name):
+    activation = get_activation(name)
+    z = np.array([[0.5, -1.0, 2.0], [-0.3, 0.7, -2.5]])
+    a = activation.forward(z)
+    jac = activation.jacobian(z, a)
+    eps = 1e-6
+    for j in range(3):
+        dz = np.zeros_like(z)
+        dz[:, j] = eps
+        numeric = (activation.forward(z + dz) - activation.forward(z - dz)) / (2 * eps)
+        np.testing.assert_allclose(jac[:, :, j], numeric, atol=1e-8)  # column j of da/dz
+    off_diagonal = jac * (1 - np.eye(3))
+    assert not off_diagonal.any()

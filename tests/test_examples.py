@@ -13,7 +13,7 @@ import deeper_net
 import function_approx
 import logic_gates
 import logistic_nine
-import optimiser_comparison
+import optimizer_comparison
 import regression
 
 
@@ -72,11 +72,11 @@ def test_deeper_net_with_the_worker_pool(mnist, tmp_path):
 
 
 @pytest.mark.slow
-def test_optimiser_comparison(mnist, tmp_path):
-    result = optimiser_comparison.main(["--out", str(tmp_path)])
-    table = pd.read_csv(tmp_path / "optimisers.csv")
-    assert list(table["optimizer"]) == list(optimiser_comparison.LEARNING_RATES)
+def test_optimizer_comparison(mnist, tmp_path):
+    result = optimizer_comparison.main(["--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "optimizers.csv")
+    assert list(table["optimizer"]) == list(optimizer_comparison.LEARNING_RATES)
     assert (table["final_train_loss"] < table["first_batch_loss"] / 4).all()
     assert (table["test_accuracy"] > 0.9).all(), table
-    assert set(result) == set(optimiser_comparison.LEARNING_RATES)
-    assert _png(tmp_path / "optimisers.png")
+    assert set(result) == set(optimizer_comparison.LEARNING_RATES)
+    assert _png(tmp_path / "optimizers.png")

@@ -1,5 +1,7 @@
 """The node graph over flat arrays: start-index tables, views, node-by-node forward."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -56,8 +58,11 @@ def test_every_node_calculate_equals_the_vectorised_layer(activation):
     for l in range(1, model.depth + 1):
         prev_a = model.layers[l - 1].a
         for node in model.layers[l].nodes:
-            np.testing.assert_allclose(node.calculate(prev_a), node.z, rtol=1e-12, atol=1e-12)
-            np.testing.assert_array_equal(node.z, model.layers[l].z[:, node.index])
+            z_j = node.calculate(prev_a)
+            np.testing.assert_allclose(z_j, node.z, rtol=1e-12, atol=1e-12)
+            if model.layers[l].activation.elementwise:  # a_j = f(z_j) node by node
+                a_j = model.layers[l].activation.forward(z_j[:, None])[:, 0]
+                np.testing.assert_allclose(a_j, node.a, rtol=1e-12, atol=1e-12)
 
 
 def test_node_views_follow_the_layer():
@@ -130,3 +135,29 @@ def test_lecun_uniform_draws_weights_and_biases_within_one_over_sqrt_fan_in():
     assert np.abs(layer.W).max() <= limit and np.abs(layer.b).max() <= limit
     assert abs(layer.W.std() - limit / np.sqrt(3)) < 0.002  # uniform: std = limit / sqrt(3)
     assert layer.b.std() > limit / 3  # biases are drawn too, not zero
+
+
+def test_the_layout_table_is_what_the_views_and_gradients_use():
+    model = mlp([5, 4, 3], dtype=np.float64)
+    layout = model.layout
+    assert layout.weights[2].start == model.weight_start[2] == 20
+    assert (layout.weights[2].stop, layout.weights[2].shape) == (32, (3, 4))
+    assert (layout.biases[2].start, layout.biases[2].stop, layout.biases[2].shape) == (4, 7, (3,))
+    assert layout.size == model.parameter_count == 20 + 4 + 12 + 3
+    for l in (1, 2):
+        assert np.shares_memory(model.layers[l].W, layout.weights[l].view(model.weights))
+        np.testing.assert_array_equal(model.layers[l].W, layout.weights[l].view(model.weights))
+    _, dW, _ = model.gradient(np.ones((2, 5)), np.array([0, 2]))
+    np.testing.assert_array_equal(model.layer_weights(dW, 2), layout.weights[2].view(dW))
+    # a range of the concatenation [weights, biases], as a worker's share of a step
+    assert list(layout.split(30, 34)) == [("weights", 30, 32), ("biases", 0, 2)]
+    assert list(layout.split(0, 3)) == [("weights", 0, 3)]
+    ranges = layout.ranges(3)
+    assert ranges[0][0] == 0 and ranges[-1][1] == layout.size
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_the_input_layer_has_no_nodes_or_parameters():
+    model = mlp([5, 4, 3])
+    assert model.layers[0].nodes == [] and model.layers[0].W is None
+    assert len(model.layers[1].nodes) == 4

@@ -1,17 +1,17 @@
-"""Optimisers: a hand-computed step on a 3-parameter problem, and each one learning."""
+"""Optimizers: a hand-computed step on a 3-parameter problem, and each one learning."""
 
 import numpy as np
 import pytest
 
 from nodenet import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp, fit
-from nodenet.optimizers import get_optimizer
+from nodenet.optimizers import get_optimizer, optimizer_settings
 from nodenet.predict import evaluate
 from tests.conftest import mlp
 
 G_W = np.array([0.1, -0.2])
 G_B = np.array([0.3])
 
-# two steps with the same gradient: (optimiser, weights after 1, biases after 1, after 2)
+# two steps with the same gradient: (optimizer, weights after 1, biases after 1, after 2)
 HAND = [
     (SGD(lr=0.1), [0.99, -1.98], [0.47], [0.98, -1.96], [0.44]),
     # v1 = g, p -= 0.1 g; v2 = 0.9 g + g = 1.9 g, p -= 0.19 g
@@ -76,7 +76,7 @@ def test_hand_computed_steps(opt, w1, b1, w2, b2):
         ("adamw", 1e-3),
     ],
 )
-def test_each_optimiser_reduces_the_loss_on_mnist(mnist_small, name, lr):
+def test_each_optimizer_reduces_the_loss_on_mnist(mnist_small, name, lr):
     x, y = mnist_small
     model = mlp([784, 32, 10], seed=0)
     before = evaluate(model, x, y)["loss"]
@@ -86,7 +86,7 @@ def test_each_optimiser_reduces_the_loss_on_mnist(mnist_small, name, lr):
         y,
         epochs=2,
         batch_size=64,
-        optimiser=get_optimizer(name, lr=lr),
+        optimizer=get_optimizer(name, lr=lr),
         validation=0.0,
         seed=0,
     )
@@ -135,7 +135,7 @@ def test_parameter_average_is_the_bias_corrected_moving_average(make):
 
 
 def test_bad_settings_are_named():
-    with pytest.raises(ValueError, match="lr must be a positive number"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, inf\)"):
         SGD(lr=-1)
     with pytest.raises(ValueError, match="momentum"):
         Momentum(momentum=1.5)
@@ -143,4 +143,9 @@ def test_bad_settings_are_named():
         Adam(average=1.0)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         get_optimizer("lbfgs")
-    assert get_optimizer("adam", lr=0.5, momentum=0.3).lr == 0.5  # unused flags are ignored
+    assert get_optimizer("adam", lr=0.5).lr == 0.5
+    with pytest.raises(ValueError, match=r"adam takes no setting 'lrr'; its settings are lr, "):
+        get_optimizer("adam", lrr=0.5)  # a typo is not dropped
+    with pytest.raises(ValueError, match="takes no setting 'momentum'"):
+        get_optimizer("adam", lr=0.5, momentum=0.3)
+    assert optimizer_settings("rmsprop") == ("lr", "rho", "eps", "weight_decay", "average")

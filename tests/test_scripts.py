@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from nodenet import io
+from nodenet.checkpoint import load_checkpoint
 from workers.shared import leftover_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +136,20 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(mnist, tmp_path
     assert len(pd.read_csv(tmp_path / "b" / "history.csv").query("level == 'epoch'")) == 3
 
 
+def test_resume_keeps_the_normaliser_saved_with_the_run(mnist, tmp_path):
+    """The checkpoint's normaliser is the run's: resuming must not recompute it from the
+    data given now (here the saved one is changed, so a recomputed one would differ)."""
+    common = ["--workers", "0", "--hidden", "16", "--no-plot", "--quiet", "--seed", "3"]
+    first = run("train_mnist.py", "--epochs", "1", "--out", str(tmp_path), *common)
+    assert first.returncode == 0, first.stderr
+    arrays = io.load_arrays(tmp_path / "checkpoint.npz")
+    arrays["normaliser_mean"] = arrays["normaliser_mean"] + 1.0
+    io.save_arrays(tmp_path / "checkpoint.npz", arrays)
+    resumed = run("train_mnist.py", "--resume", str(tmp_path), "--epochs", "2", *common)
+    assert resumed.returncode == 0, resumed.stderr
+    np.testing.assert_array_equal(io.load(tmp_path).normaliser.mean, arrays["normaliser_mean"])
+
+
 def _interrupt(args, tmp_path, after_line: str, delay: float):
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "train_mnist.py"), *args],
@@ -176,7 +191,7 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(mnist, tmp_pat
     assert proc.returncode == 130, err
     message = [line for line in err.splitlines() if line.startswith("interrupted")]
     assert len(message) == 1 and "--resume" in message[0]
-    state = io.load_checkpoint(tmp_path / "b")
+    state = load_checkpoint(tmp_path / "b")
     assert state.epoch == 1 and 0 < state.batch < 375  # stopped inside epoch 2
     resumed = run(
         "train_mnist.py",

@@ -15,11 +15,11 @@ Queues (see ``workers/worker.py`` for the worker's side):
 Each worker adds its tasks' gradients into its own slot of ``grad_w`` / ``grad_b``
 (shape ``(workers, n_weights)`` / ``(workers, n_biases)``). The model's flat ``weights``
 and ``biases`` live in shared memory for the life of the pool. A training step either
-lets the parent sum the slots and step the optimiser (what the workers compute with
+lets the parent sum the slots and step the optimizer (what the workers compute with
 next), or - with a *split step* - is one round of messages: the gradient tasks, then one
 ``update`` task per worker, which waits at a shared-memory barrier (``workers.worker.
 StepBarrier``) until every gradient of the step is in, sums the slots over its range of
-parameters and applies the optimiser to that range (its state shared too).
+parameters and applies the optimizer to that range (its state shared too).
 
 :meth:`WorkerPool.submit` queues a split step without waiting for it, so that the
 workers go from one step straight into the next (up to ``ahead`` steps in flight, each
@@ -31,7 +31,6 @@ have closed it, so the queued steps run one after the other, exactly as if sent 
 from __future__ import annotations
 
 import collections
-import itertools
 import math
 import multiprocessing as mp
 import os
@@ -88,15 +87,14 @@ class WorkerPool:
     ----------
     model : constructed :class:`~nodenet.graph.Model`; its flat arrays move to shared
         memory until :meth:`close`, when private copies are put back.
-    x : (n, N_0) validated inputs of the model's dtype.
-    t : (n, N_L) targets of the model's dtype.
+    x : (n, N_0) inputs.
+    y : (n,) class labels or (n, N_L) targets.
     workers : number of processes, 1 <= workers <= n.
     chunk : samples per task; ``None`` splits each batch evenly across the workers.
-    seed : the run's seed; worker ``i`` seeds NumPy with ``(seed, i)``.
     start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
-    optimiser : the optimiser :meth:`train_step` will use. Its state arrays then live in
+    optimizer : the optimizer :meth:`train_step` will use. Its state arrays then live in
         shared memory too, so the workers can split the step between them.
-    split_step : with an ``optimiser``, step it inside the workers (default): each
+    split_step : with an ``optimizer``, step it inside the workers (default): each
         updates a range of the parameters, in the same round of messages as the
         gradients. ``False``: the parent sums the slots and steps while workers idle.
     ahead : how many training steps :meth:`submit` keeps in flight; the workers run
@@ -107,12 +105,11 @@ class WorkerPool:
         self,
         model: Model,
         x: np.ndarray,
-        t: np.ndarray,
+        y: np.ndarray,
         workers: int = 2,
         chunk: int | None = None,
-        seed: int | None = 0,
         start_method: str = "spawn",
-        optimiser: Optimizer | None = None,
+        optimizer: Optimizer | None = None,
         split_step: bool = True,
         ahead: int = AHEAD,
     ):
@@ -120,15 +117,14 @@ class WorkerPool:
         require_int("ahead", ahead, 1)
         if chunk is not None:
             require_int("chunk", chunk, 1)
+        x = model.check_inputs(x)
+        t = model.targets(y, len(x))
         if workers > len(x):
             raise ValueError(
                 f"workers ({workers}) must not exceed the number of samples ({len(x)})"
             )
-        if x.shape[1] != model.input_size or t.shape != (len(x), model.output_size):
-            raise ValueError(f"x {x.shape} and t {t.shape} do not fit the model {model.sizes}")
         self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
-        self.optimiser = optimiser if split_step else None
-        self.seed = 0 if seed is None else int(seed)
+        self.optimizer = optimizer if split_step else None
         self.step = 0
         self._computed = 0  # compute tasks sent so far (what the barrier counts)
         self._tally: dict[int, list] = {}  # step -> [loss_sum, n_correct, workers waiting]
@@ -158,17 +154,15 @@ class WorkerPool:
         self.order = sh.arrays["order"]
         sh.create("sync", (3, self.workers), np.int64)  # see workers.worker.StepBarrier
         sh.create("closing", (1,), np.int64)
-        total = model.weights.size + model.biases.size
-        bounds = np.linspace(0, total, self.workers + 1).astype(int).tolist()
         #: the split step's parameter ranges, one per worker
-        self._update_ranges = list(itertools.pairwise(bounds))
+        self._update_ranges = model.layout.ranges(self.workers)
         self.dW = np.empty_like(model.weights)
         self.db = np.empty_like(model.biases)
         model.rebind(weights, biases)
-        if self.optimiser is not None:  # its state moves to shared memory, like the weights
+        if self.optimizer is not None:  # its state moves to shared memory, like the weights
             for i, (part, flat) in enumerate((("w", weights), ("b", biases))):
-                state = self.optimiser.state[i]
-                for key in self.optimiser.state_keys:
+                state = self.optimizer.state[i]
+                for key in self.optimizer.state_keys:
                     shared = sh.create(f"opt_{part}_{key}", flat.shape, flat.dtype)
                     if key in state:
                         shared[...] = state[key]
@@ -194,7 +188,6 @@ class WorkerPool:
                         self._shared.specs(),
                         self.model.config(),
                         self.model.dtype.str,
-                        self.seed,
                         self.instructions[i],
                         self.inputs,
                         self.outputs,
@@ -223,34 +216,30 @@ class WorkerPool:
                 ready += 1
 
     @classmethod
-    def factory(
+    def open(
         cls,
+        model: Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        optimizer: Optimizer | None = None,
         workers: int = 2,
         chunk: int | None = None,
-        seed: int | None = 0,
-        start_method: str = "spawn",
-        split_step: bool = True,
-        ahead: int = AHEAD,
-    ) -> Callable[..., WorkerPool]:
-        """A backend factory for :func:`nodenet.fit` (``backend=WorkerPool.factory(2)``)."""
-        require_int("workers", workers, 1)
-        require_int("ahead", ahead, 1)
-        if chunk is not None:
-            require_int("chunk", chunk, 1)
+        seed: int | None = None,
+        **options,
+    ) -> WorkerPool:
+        """The backend factory registered as ``"pool"`` (``fit(..., backend="pool")``).
+        Nothing in a worker is random, so ``seed`` is not used; ``options`` are the
+        other settings of :class:`WorkerPool`."""
+        return cls(model, x, y, workers, chunk, optimizer=optimizer, **options)
 
-        def build(model: Model, x: np.ndarray, t: np.ndarray, optimiser=None) -> WorkerPool:
-            return cls(
-                model,
-                x,
-                t,
-                workers=workers,
-                chunk=chunk,
-                seed=seed,
-                start_method=start_method,
-                optimiser=optimiser,
-                split_step=split_step,
-                ahead=ahead,
-            )
+    @classmethod
+    def factory(cls, workers: int = 2, **settings) -> Callable[..., WorkerPool]:
+        """A backend factory with settings of its own (``backend=WorkerPool.factory(2,
+        ahead=3)``); they take the place of the ones ``fit`` passes."""
+
+        def build(model: Model, x: np.ndarray, y: np.ndarray, **run) -> WorkerPool:
+            return cls.open(model, x, y, **{**run, "workers": workers, **settings})
 
         return build
 
@@ -261,6 +250,7 @@ class WorkerPool:
 
     @property
     def shared_blocks(self) -> list[str]:
+        """Names of every shared-memory block this pool created (also after close)."""
         return self._shared.block_names
 
     def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -273,20 +263,20 @@ class WorkerPool:
         np.sum(self.grad_b, axis=0, out=self.db)
         return loss, correct, self.dW, self.db
 
-    def train_step(self, indices: np.ndarray, optimiser: Optimizer) -> tuple[float, float]:
-        """Gradient of rows ``indices`` and one optimiser step on the mean; returns
+    def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
+        """Gradient of rows ``indices`` and one optimizer step on the mean; returns
         ``(loss_sum, n_correct)``. With a split step the workers update the parameters,
         each its own range; otherwise the parent steps on the summed slots."""
-        started = self._train(indices, optimiser)
+        started = self._train(indices, optimizer)
         return started if isinstance(started, tuple) else self._result(started)
 
-    def submit(self, indices: np.ndarray, optimiser: Optimizer) -> None:
+    def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:
         """Start the training step :meth:`train_step` would run, without waiting for it:
         with a split step the call returns once its messages are sent, so the workers go
         on to it straight from the step before. :meth:`collect` returns the results, in
         the order submitted. Keep at most :attr:`ahead` steps submitted and not collected
         (more wait for the oldest to finish, which costs nothing but the overlap)."""
-        self._submitted.append(self._train(indices, optimiser))
+        self._submitted.append(self._train(indices, optimizer))
 
     def collect(self) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of the oldest submitted step, once it is done."""
@@ -316,19 +306,19 @@ class WorkerPool:
         return pd.DataFrame(rows)
 
     # ------------------------------------------------------------ one step
-    def _train(self, indices: np.ndarray, optimiser: Optimizer) -> int | tuple[float, float]:
+    def _train(self, indices: np.ndarray, optimizer: Optimizer) -> int | tuple[float, float]:
         """Start a training step: the step number of a split step in flight, or the
         ``(loss_sum, n_correct)`` of a step the parent has finished."""
-        if optimiser is not self.optimiser:
+        if optimizer is not self.optimizer:
             loss, correct, dW, db = self.gradient(indices)
-            optimiser.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+            optimizer.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
             return loss, correct
         if len(indices) == 0:
             return 0.0, 0.0
-        optimiser.t += 1
+        optimizer.t += 1
         tasks = self._tasks("gradient", len(indices))
         tasks += [("update", lo, hi) for lo, hi in self._update_ranges]
-        settings = {**optimiser.config(), "t": optimiser.t, "n": len(indices)}
+        settings = {**optimizer.config(), "t": optimizer.t, "n": len(indices)}
         return self._dispatch(tasks, indices, settings)
 
     def _run(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
@@ -347,7 +337,7 @@ class WorkerPool:
     ) -> int:
         """Send one step of the protocol and return its number, without waiting: write
         ``indices`` into the step's row of ``order``; ``start`` to every worker (with the
-        optimiser ``settings`` when the step ends with ``update`` tasks), the tasks, one
+        optimizer ``settings`` when the step ends with ``update`` tasks), the tasks, one
         ``wait`` per worker."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
@@ -446,8 +436,8 @@ class WorkerPool:
                     q.close()
             if self.model.weights is not None and "weights" in self._shared.arrays:
                 self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
-            if getattr(self, "optimiser", None) is not None:
-                for state in self.optimiser.state:
+            if getattr(self, "optimizer", None) is not None:
+                for state in self.optimizer.state:
                     for key, value in state.items():
                         state[key] = value.copy()
             self._shared.unlink()

@@ -77,7 +77,7 @@ def measure(
     """Train with one pool of ``workers`` for about ``seconds`` per (chunk, batch)."""
     results = []
     rng = np.random.default_rng(seed)
-    with WorkerPool(model, x, t, workers=workers, seed=seed) as pool:
+    with WorkerPool(model, x, t, workers=workers) as pool:
         opt = Adam()
         for chunk in chunks:
             pool.chunk = chunk

@@ -38,12 +38,14 @@ class SharedArrays:
         self._tag = f"{PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
         self._blocks: dict[str, shared_memory.SharedMemory] = {}
         self.arrays: dict[str, np.ndarray] = {}
+        self.created: list[str] = []  # every block name, kept after unlink
 
     def create(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
         size = max(int(np.prod(shape)) * dtype.itemsize, 1)
         block = shared_memory.SharedMemory(name=self._tag + name, create=True, size=size)
         self._blocks[name] = block
+        self.created.append(block.name)
         array = np.ndarray(shape, dtype=dtype, buffer=block.buf)
         array.fill(0)
         self.arrays[name] = array
@@ -57,7 +59,8 @@ class SharedArrays:
 
     @property
     def block_names(self) -> list[str]:
-        return [block.name for block in self._blocks.values()]
+        """Names of every block created, including the ones already unlinked."""
+        return list(self.created)
 
     def unlink(self) -> None:
         """Drop the arrays, close and unlink every block."""

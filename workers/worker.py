@@ -1,7 +1,7 @@
 """The worker loop.
 
 A worker attaches to the shared arrays, rebuilds the model over the *shared* flat
-weights and biases (so the parent's optimiser steps are seen without copying), then:
+weights and biases (so the parent's optimizer steps are seen without copying), then:
 
     loop:  instruction = instructions.get()  # ("start", step, settings, computed)
                                              #  | ("stop",)
@@ -10,7 +10,7 @@ weights and biases (so the parent's optimiser steps are seen without copying), t
                   gradient / evaluate: forward (+ cached backprop) on rows
                       order[step % ahead, start:stop]; tell the barrier one more is done
                   update: wait at the barrier for every gradient of the step, then
-                      apply the optimiser to parameters [start, stop)
+                      apply the optimizer to parameters [start, stop)
                   keep ("result", worker, step, n, loss_sum, n_correct, busy_s)
            tell the barrier I took my wait; wait there until every worker has, then
            outputs.put(each result kept, ("waiting", worker, step, counters))
@@ -155,14 +155,14 @@ class Worker:
         self.worker_id, self.arrays, self.model = worker_id, arrays, model
         self.barrier, self.outputs = barrier, outputs
         self.grad_w, self.grad_b = arrays["grad_w"][worker_id], arrays["grad_b"][worker_id]
-        self.stepper = RangeStep(arrays)
+        self.stepper = RangeStep(arrays, model.layout)
         self.counters = dict.fromkeys(COUNTERS, 0.0)
         self.results: list[tuple] = []
         self.step = 0
         self.computed = 0
 
     def start(self, step: int, settings: dict | None, computed: int) -> None:
-        """Zero the gradient slot for ``step``; ``settings``: the optimiser of its update
+        """Zero the gradient slot for ``step``; ``settings``: the optimizer of its update
         tasks, if it has any; ``computed``: the compute tasks done in all, since the pool
         started, once this step's are."""
         self.step, self.computed = step, computed
@@ -222,14 +222,14 @@ class Worker:
 
 
 class RangeStep:
-    """A worker's share of a split optimiser step: for the parameters ``[start, stop)``
+    """A worker's share of a split optimizer step: for the parameters ``[start, stop)``
     of the concatenation ``[weights, biases]``, sum every worker's gradient slot, take
-    the mean, and apply the optimiser to that slice of the shared parameters and of the
-    shared optimiser state (arrays ``opt_w_<key>`` / ``opt_b_<key>``)."""
+    the mean, and apply the optimizer to that slice of the shared parameters and of the
+    shared optimizer state (arrays ``opt_w_<key>`` / ``opt_b_<key>``)."""
 
-    def __init__(self, arrays: dict):
-        self.arrays = arrays
-        self.optimiser = None
+    def __init__(self, arrays: dict, layout):
+        self.arrays, self.layout = arrays, layout
+        self.optimizer = None
         self.n = 1
         self._key = None
 
@@ -240,33 +240,24 @@ class RangeStep:
         t, self.n = settings.pop("t"), settings.pop("n")
         key = tuple(sorted(settings.items()))
         if key != self._key:
-            self.optimiser, self._key = get_optimizer(settings.pop("name"), **settings), key
-        self.optimiser.t = t
+            self.optimizer, self._key = get_optimizer(settings.pop("name"), **settings), key
+        self.optimizer.t = t
 
     def update(self, start: int, stop: int) -> None:
-        arrays, offset = self.arrays, 0
-        for part, decay in (("w", True), ("b", False)):
-            flat = arrays["weights" if part == "w" else "biases"]
-            lo, hi = max(start - offset, 0), min(stop - offset, flat.size)
-            offset += flat.size
-            if lo >= hi:
-                continue
-            slots = arrays["grad_w" if part == "w" else "grad_b"]
-            g = slots[:, lo:hi].sum(axis=0)
+        arrays = self.arrays
+        for part, lo, hi in self.layout.split(start, stop):
+            key = part[0]  # "w" or "b"
+            g = arrays[f"grad_{key}"][:, lo:hi].sum(axis=0)
             g /= self.n
-            state = {k: arrays[f"opt_{part}_{k}"][lo:hi] for k in self.optimiser.state_keys}
-            self.optimiser.apply(state, flat[lo:hi], g, decay)
+            state = {k: arrays[f"opt_{key}_{k}"][lo:hi] for k in self.optimizer.state_keys}
+            self.optimizer.apply(state, arrays[part][lo:hi], g, decay=part == "weights")
 
 
-def main(
-    worker_id, specs, config, dtype, seed, instructions, inputs, outputs, sync_lock, parent_pid
-):
+def main(worker_id, specs, config, dtype, instructions, inputs, outputs, sync_lock, parent_pid):
     """Entry point of worker ``worker_id`` (runs in the child process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     blocks = []
     try:
-        import numpy as np
-
         from nodenet.graph import Model
 
         from .shared import attach
@@ -279,7 +270,6 @@ def main(
             flat[:: max(4096 // flat.itemsize, 1)].sum()
         barrier = StepBarrier(arrays["sync"], arrays["closing"], sync_lock, worker_id, parent_pid)
         worker = Worker(worker_id, arrays, model, barrier, outputs)
-        np.random.seed(np.random.SeedSequence([seed, worker_id]).generate_state(1)[0])
         outputs.put(("ready", worker_id, os.getpid()))
         counters = worker.counters
         while True:

@@ -3,7 +3,7 @@
     python scripts/examples/deeper_net.py --workers 2
 
 ReLU hidden layers, Softmax output, Adam; at this size the pool's workers also split
-the optimiser step. Reports the test accuracy and draws the training figure.
+the optimizer step. Reports the test accuracy and draws the training figure.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
         train.y,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        optimiser="adam",
+        optimizer="adam",
         lr=1e-3,
         validation=0.1,
         workers=args.workers,

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
         f(x) / scale,
         epochs=args.epochs,
         batch_size=64,
-        optimiser="adam",
+        optimizer="adam",
         lr=3e-3,
         validation=0.0,
         seed=args.seed,
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def figure(grid, fitted, error, out) -> None:
-    from nodenet.plots import plt, save_figure
+    from nodenet.plots import save_figure, subplots
 
-    fig, (top, bottom) = plt.subplots(
+    fig, (top, bottom) = subplots(
         2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
     top.plot(grid, f(grid), "k--", label="f(x) = x^2 + x - sqrt(x)")

@@ -29,7 +29,7 @@ def train_gate(truth: list[int], seed: int, epochs: int) -> Model:
         np.array(truth, dtype=np.float64),
         epochs=epochs,
         batch_size=4,
-        optimiser="adam",
+        optimizer="adam",
         lr=0.05,
         validation=0.0,
         seed=seed,
@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def figure(models: dict[str, Model], out) -> None:
-    from nodenet.plots import plt, save_figure
+    from nodenet.plots import save_figure, subplots
 
     grid = np.linspace(0, 1, 101)
     xx, yy = np.meshgrid(grid, grid)
     points = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8))
+    fig, axes = subplots(1, len(models), figsize=(4.2 * len(models), 3.8))
     for ax, (name, model) in zip(axes, models.items(), strict=True):
         z = model.forward(points)[:, 0].reshape(xx.shape)
         filled = ax.contourf(xx, yy, z, levels=np.linspace(0, 1, 11), cmap="coolwarm")

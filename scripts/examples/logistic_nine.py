@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
         (train.y == 9).astype(np.float32),
         epochs=args.epochs,
         batch_size=64,
-        optimiser="adam",
+        optimizer="adam",
         lr=3e-3,
         validation=0.0,
         seed=args.seed,
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 def figure(weights, proba, truth, out) -> None:
     """The unit's weights as an image (logistic regression only) and the probabilities."""
-    from nodenet.plots import plt, save_figure
+    from nodenet.plots import save_figure, subplots
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     if weights is not None:
         image = left.imshow(weights.reshape(28, 28), cmap="RdBu_r")
         left.set(title="weights of the unit (red: evidence for 9)", xticks=[], yticks=[])

@@ -28,7 +28,7 @@ def fit_linear_unit(features: np.ndarray, y: np.ndarray, seed: int, epochs: int)
         y[:, None],
         epochs=epochs,
         batch_size=32,
-        optimiser="adam",
+        optimizer="adam",
         lr=0.05,
         validation=0.0,
         seed=seed,
@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def figure(x, y_lin, y_cub, linear, cubic, out) -> None:
-    from nodenet.plots import plt, save_figure
+    from nodenet.plots import save_figure, subplots
 
     grid = np.linspace(-2, 2, 200)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     panels = (
         (
             axes[0],

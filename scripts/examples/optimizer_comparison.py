@@ -1,10 +1,10 @@
 """SGD, Momentum, Nesterov, RMSProp, Adagrad, Adam and AdamW on the same MNIST MLP.
 
-    python scripts/examples/optimiser_comparison.py
+    python scripts/examples/optimizer_comparison.py
 
 784-128-64-10 from the same initial weights and batch order, one epoch each, every
-optimiser at a learning rate suited to it. Writes optimisers.csv (final training
-loss, test loss and accuracy) and optimisers.png (the batch loss curves).
+optimizer at a learning rate suited to it. Writes optimizers.csv (final training
+loss, test loss and accuracy) and optimizers.png (the batch loss curves).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ LEARNING_RATES = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = mnist_parser(__doc__.splitlines()[0], "optimiser_comparison")
+    p = mnist_parser(__doc__.splitlines()[0], "optimizer_comparison")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--limit", type=int, default=None, help="train on the first N images")
     args = p.parse_args(argv)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
             y,
             epochs=args.epochs,
             batch_size=128,
-            optimiser=get_optimizer(name, lr=lr),
+            optimizer=get_optimizer(name, lr=lr),
             validation=0.0,
             seed=args.seed,
         )
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     table = pd.DataFrame(rows)
     text = table.to_csv(index=False).encode()
-    atomic_write(f"{args.out}/optimisers.csv", lambda f: f.write(text))
+    atomic_write(f"{args.out}/optimizers.csv", lambda f: f.write(text))
     print(table.to_string(index=False))
     from nodenet.plots import plot_curves
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     smooth = {k: np.convolve(v, np.ones(window) / window, mode="valid") for k, v in curves.items()}
     plot_curves(
         smooth,
-        f"{args.out}/optimisers.png",
+        f"{args.out}/optimizers.png",
         title=f"Batch loss, running mean of {window} batches",
         ylabel="cross-entropy",
     )

@@ -1,0 +1,218 @@
+"""Backends: what :func:`~nodenet.training.fit` talks to, the in-process one, the registry.
+
+A backend holds the training data (``x`` (n, N_0), targets (n, N_L)) and computes over
+*row indices* of it, so a batch is only ever a small index array. ``fit`` sees nothing
+but the :class:`Backend` protocol; which backend runs is a name looked up in a registry:
+
+- ``"inprocess"``: :class:`InProcess`, in this process (built in);
+- ``"pool"``: ``workers.WorkerPool``, a pool of local processes over shared memory;
+- any other name a package registers in the ``nodenet.backends`` entry-point group (as
+  ``workers`` does for ``"pool"`` in ``setup.cfg``), or :func:`register_backend` at
+  run time.
+
+A registered name maps to a *factory*, called as ``factory(model, x, y, optimizer=...,
+workers=..., chunk=..., seed=...)`` and returning an open :class:`Backend` (a context
+manager). ``nodenet`` never imports a backend module: entry points are loaded by name.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from importlib import metadata
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from stopwatch import Stopwatch
+
+from .backprop import batch_evaluate, batch_gradient
+from .checks import require_int
+from .graph import Model
+from .optimizers import Optimizer
+
+ENTRY_POINT_GROUP = "nodenet.backends"
+EVAL_CHUNK = 4096
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The face every backend shows to ``fit``.
+
+    Row indices are int arrays into the backend's data; every result is a *sum* over
+    the rows (``loss_sum``, ``n_correct``), so any split of a batch adds up the same.
+    """
+
+    #: how many training steps :meth:`submit` may keep in flight before :meth:`collect`
+    ahead: int
+
+    def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
+        """Gradient of rows ``indices``, then one optimizer step on its mean; returns
+        ``(loss_sum, n_correct)`` of the rows before the step."""
+        ...
+
+    def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:
+        """Start the step :meth:`train_step` would run; its result comes from
+        :meth:`collect`. Steps run in the order submitted, each seeing the parameters the
+        step before it left."""
+        ...
+
+    def collect(self) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of the oldest submitted step, once it is done."""
+        ...
+
+    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """``(loss_sum, n_correct, dW, dB)``: gradients summed over rows ``indices``,
+        shaped like the flat ``weights`` and ``biases`` (reused by the next call)."""
+        ...
+
+    def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
+        ...
+
+    def stats(self) -> pd.DataFrame:
+        """Counters, one row per worker (samples, busy seconds, samples/s, ...)."""
+        ...
+
+    def close(self) -> None:
+        """Release every resource; safe to call twice."""
+        ...
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+#: ``factory(model, x, y, *, optimizer, workers, chunk, seed) -> Backend``
+BackendFactory = Callable[..., Backend]
+
+
+class InProcess:
+    """Backend that computes everything in this process, through the same
+    :func:`~nodenet.backprop.batch_gradient` the workers run.
+
+    ``x`` (n, N_0) inputs and ``y`` class labels (n,) or targets (n, N_L), validated
+    here. ``chunk`` splits a batch into pieces of at most that many samples (``None``:
+    the whole batch). A submitted step runs at once (``ahead`` is 1).
+    """
+
+    ahead = 1
+
+    def __init__(self, model: Model, x: np.ndarray, y: np.ndarray, chunk: int | None = None):
+        if chunk is not None:
+            require_int("chunk", chunk, 1)
+        self.model, self.chunk = model, chunk
+        self.x = model.check_inputs(x)
+        self.t = model.targets(y, len(self.x))
+        self.dW = np.zeros_like(model.weights)
+        self.db = np.zeros_like(model.biases)
+        self.samples = 0
+        self._done: deque[tuple[float, float]] = deque()  # results of submitted steps
+        self.watch = Stopwatch()
+        self.watch.reset()
+
+    @classmethod
+    def open(
+        cls,
+        model: Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        optimizer: Optimizer | None = None,
+        workers: int = 0,
+        chunk: int | None = None,
+        seed: int | None = None,
+    ) -> InProcess:
+        """The registry's factory for ``"inprocess"``. ``optimizer`` and ``seed`` are not
+        needed here (the step runs where the optimizer lives; nothing is random)."""
+        if workers:
+            raise ValueError(f"the inprocess backend runs no workers; got workers={workers!r}")
+        return cls(model, x, y, chunk)
+
+    def _pieces(self, indices: np.ndarray, size: int | None) -> list[np.ndarray]:
+        size = size or len(indices)
+        return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        self.watch.start()
+        loss_sum = n_correct = 0.0
+        for k, piece in enumerate(self._pieces(indices, self.chunk)):
+            # the first piece writes the gradient arrays, later pieces add to them
+            loss, correct = batch_gradient(
+                self.model, self.x[piece], self.t[piece], self.dW, self.db, accumulate=k > 0
+            )
+            loss_sum += loss
+            n_correct += correct
+        self.samples += len(indices)
+        self.watch.stop()
+        return loss_sum, n_correct, self.dW, self.db
+
+    def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
+        loss, correct, dW, db = self.gradient(indices)
+        optimizer.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+        return loss, correct
+
+    def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:
+        self._done.append(self.train_step(indices, optimizer))
+
+    def collect(self) -> tuple[float, float]:
+        if not self._done:
+            raise RuntimeError("collect() without a submitted step")
+        return self._done.popleft()
+
+    def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
+        loss_sum = n_correct = 0.0
+        for piece in self._pieces(indices, EVAL_CHUNK):
+            loss, correct = batch_evaluate(self.model, self.x[piece], self.t[piece])
+            loss_sum += loss
+            n_correct += correct
+        return loss_sum, n_correct
+
+    def stats(self) -> pd.DataFrame:
+        busy = self.watch.duration
+        rate = self.samples / busy if busy else float("nan")
+        return pd.DataFrame(
+            [
+                {
+                    "worker": "in-process",
+                    "samples": self.samples,
+                    "busy_s": busy,
+                    "samples_per_s": rate,
+                }
+            ]
+        )
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, BackendFactory] = {"inprocess": InProcess.open}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``fit(..., backend=name)`` use ``factory`` (replacing any earlier entry)."""
+    _REGISTRY[str(name)] = factory
+
+
+def available_backends() -> list[str]:
+    """Every backend name: the built-in, the registered and the installed entry points."""
+    names = set(_REGISTRY) | {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(names)
+
+
+def get_backend(name: str) -> BackendFactory:
+    """The factory registered as ``name``; ``ValueError`` listing the names known."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    found = metadata.entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if not found:
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
+    factory = next(iter(found)).load()
+    _REGISTRY[name] = factory
+    return factory

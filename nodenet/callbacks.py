@@ -1,0 +1,324 @@
+"""Callbacks: what :func:`~nodenet.training.fit` calls around every batch and epoch.
+
+Every hook has the shape ``on_<event>(index, logs)``, as in Keras: ``index`` is the
+0-based epoch or batch (of the epoch) and ``logs`` the record of it (``loss``,
+``accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``, ...). ``fit`` sets
+``self.model`` (the :class:`~nodenet.graph.Model`, whose ``optimizer`` and ``history``
+are those of the run) and ``self.params`` (``epochs``, ``batch_size``, ``samples``,
+``steps``, ``seed``). A callback ends training by setting ``self.model.stop_training``.
+
+While a callback overrides a batch hook, ``fit`` runs one step at a time, so the hook
+sees the model exactly after its batch; a callback that only reads ``logs`` says so with
+``reads_logs_only = True`` and lets a worker pool run ahead.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .checks import require_int, require_number
+from .files import atomic_write
+
+
+class Callback:
+    """Base class; every hook does nothing. ``priority``: callbacks with a higher one run
+    later at the same event (a checkpoint runs last, after every state it saves moved)."""
+
+    reads_logs_only = False
+    priority = 0
+
+    def __init__(self):
+        self.model = None
+        self.params: dict = {}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Before the first epoch of this call of ``fit``."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """After the last epoch (not after an interrupt)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """``logs``: ``first_batch``, the batch the epoch starts at (non-zero on resume)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """``logs``: the epoch's record (with validation)."""
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Before batch ``batch``'s step is sent."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """After batch ``batch``'s step; ``logs``: its record."""
+
+    def on_interrupt(self, epoch: int, logs: dict | None = None) -> None:
+        """Ctrl-C: training stops in epoch ``epoch`` after ``logs["batch"]`` batches of it
+        (``0``: at its start, the epoch before being complete)."""
+
+    def get_state(self) -> dict:
+        """What a checkpoint must keep for a resumed run to behave as an uninterrupted one
+        (JSON values or NumPy arrays)."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what :meth:`get_state` returned."""
+
+    def overrides_batch_hooks(self) -> bool:
+        cls = type(self)
+        return (
+            cls.on_train_batch_end is not Callback.on_train_batch_end
+            or cls.on_train_batch_begin is not Callback.on_train_batch_begin
+        )
+
+
+class CallbackList:
+    """The callbacks of one ``fit``, in ``priority`` order; calls each hook on all."""
+
+    def __init__(self, callbacks, model, params: dict):
+        self.callbacks = sorted(callbacks, key=lambda c: c.priority)
+        for callback in self.callbacks:
+            callback.set_model(model)
+            callback.set_params(params)
+
+    @property
+    def need_model_after_batch(self) -> bool:
+        """Whether a callback reads the model in a batch hook (then steps run singly)."""
+        return any(c.overrides_batch_hooks() and not c.reads_logs_only for c in self.callbacks)
+
+    def __getattr__(self, hook: str):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args) -> None:
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args)
+
+        return call
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+
+def callback_states(callbacks) -> dict[str, dict]:
+    """``{key: state}`` of every callback with state; the key is the class name, with
+    ``#k`` added for the k-th (k >= 1) further one of the same class."""
+    states, seen = {}, {}
+    for callback in callbacks:
+        state = callback.get_state()
+        if state:
+            name = type(callback).__name__
+            seen[name] = seen.get(name, -1) + 1
+            states[name if not seen[name] else f"{name}#{seen[name]}"] = state
+    return states
+
+
+def restore_callback_states(callbacks, states: dict[str, dict]) -> None:
+    """Give each callback the state :func:`callback_states` saved under its key."""
+    seen: dict[str, int] = {}
+    for callback in callbacks:
+        name = type(callback).__name__
+        seen[name] = seen.get(name, -1) + 1
+        key = name if not seen[name] else f"{name}#{seen[name]}"
+        if key in states:
+            callback.set_state(states[key])
+
+
+class History(Callback):
+    """Every batch and epoch record of a run. ``history`` is ``{key: [value per epoch]}``
+    as in Keras; ``frame("epoch" | "batch")`` is a DataFrame; ``to_csv`` writes both."""
+
+    reads_logs_only = True
+    priority = -1  # records before any other callback looks
+
+    def __init__(self, batches: list[dict] | None = None, epochs: list[dict] | None = None):
+        super().__init__()
+        self.batches: list[dict] = list(batches or [])
+        self.epochs: list[dict] = list(epochs or [])
+        #: the backend's per-worker counters at the end of the run
+        self.worker_stats: pd.DataFrame | None = None
+
+    @property
+    def history(self) -> dict[str, list]:
+        keys = dict.fromkeys(k for record in self.epochs for k in record)
+        return {k: [record.get(k, math.nan) for record in self.epochs] for k in keys}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append(dict(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(dict(logs))
+
+    def frame(self, level: str = "epoch") -> pd.DataFrame:
+        """The ``"epoch"`` or ``"batch"`` records as a DataFrame."""
+        if level not in ("epoch", "batch"):
+            raise ValueError(f"level must be 'epoch' or 'batch', got {level!r}")
+        return pd.DataFrame(self.epochs if level == "epoch" else self.batches)
+
+    def to_csv(self, path) -> None:
+        """Both levels in one CSV with a ``level`` column (``batch`` or ``epoch``)."""
+        frame = pd.concat(
+            [self.frame("batch").assign(level="batch"), self.frame("epoch").assign(level="epoch")],
+            ignore_index=True,
+        )
+        atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+
+    @classmethod
+    def from_csv(cls, path) -> History:
+        frame = pd.read_csv(path)
+        split = {
+            level: frame[frame["level"] == level].drop(columns="level").dropna(axis=1, how="all")
+            for level in ("batch", "epoch")
+        }
+        return cls(split["batch"].to_dict("records"), split["epoch"].to_dict("records"))
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch: samples done, batch loss and accuracy, samples/s."""
+
+    reads_logs_only = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from tqdm import tqdm
+
+        size = self.params["batch_size"]
+        self.bar = tqdm(
+            total=self.params["samples"],
+            initial=min(logs["first_batch"] * size, self.params["samples"]),
+            desc=f"epoch {epoch + 1}/{self.params['epochs']}",
+            unit="sample",
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(logs["samples"])
+        self.bar.set_postfix(
+            loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.3f}", refresh=False
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
+
+    on_interrupt = on_epoch_end
+
+
+class EpochLines(Callback):
+    """One printed line per epoch: loss, accuracy, validation, seconds, samples/s."""
+
+    def __init__(self, stream=None):
+        super().__init__()
+        self.stream = stream
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(
+            f"epoch {epoch + 1}/{self.params['epochs']}  loss {logs['loss']:.4f}  "
+            f"acc {logs['accuracy']:.4f}  val_loss {logs['val_loss']:.4f}  "
+            f"val_acc {logs['val_accuracy']:.4f}  {logs['seconds']:.2f} s  "
+            f"{logs['samples_per_s']:,.0f} samples/s",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )
+
+
+class StepDecay(Callback):
+    """Multiply the optimizer's learning rate by ``factor`` every ``every`` epochs."""
+
+    def __init__(self, factor: float = 0.5, every: int = 10):
+        super().__init__()
+        self.factor = require_number(
+            "StepDecay factor", factor, 0, 1, open_low=True, closed_high=True
+        )
+        self.every = require_int("StepDecay every", every, 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.model.optimizer.lr *= self.factor
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` (an epoch record key) has not improved by more than
+    ``min_delta`` for ``patience`` epochs.
+
+    ``mode``: ``"min"``, ``"max"``, or ``"auto"`` (``max`` when the name holds ``acc``,
+    as Keras decides). ``restore_best_weights``: when the run ends, the model gets the
+    weights of its best epoch (the weights validated then, averaged ones when the
+    optimizer averages). The state travels in checkpoints, so a resumed run stops at the
+    epoch an uninterrupted one would.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = False,
+    ):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.patience = require_int("patience", patience, 0)
+        self.min_delta = require_number("min_delta", min_delta, 0)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.set_state({})
+
+    def improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in logs:
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which the epoch records lack; "
+                f"they hold {', '.join(logs)}"
+            )
+        value = logs[self.monitor]
+        if math.isnan(value):
+            warnings.warn(f"EarlyStopping: {self.monitor} is NaN (no validation?)", stacklevel=2)
+            return
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self._validated_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.weights[...], self.model.biases[...] = self.best_weights
+
+    def _validated_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        optimizer = self.model.optimizer
+        if optimizer is not None and optimizer.average and optimizer.t:
+            return optimizer.averaged()
+        return self.model.weights.copy(), self.model.biases.copy()
+
+    def get_state(self) -> dict:
+        state = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        state["stopped_epoch"] = self.stopped_epoch
+        if self.best_weights is not None:
+            state["best_weights"], state["best_biases"] = self.best_weights
+        return state
+
+    def set_state(self, state: dict) -> None:
+        self.best = float(state.get("best", math.inf if self.mode == "min" else -math.inf))
+        self.best_epoch = int(state.get("best_epoch", -1))
+        self.wait = int(state.get("wait", 0))
+        self.stopped_epoch = int(state.get("stopped_epoch", -1))
+        weights = state.get("best_weights")
+        self.best_weights = None if weights is None else (weights, state["best_biases"])

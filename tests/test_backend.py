@@ -1,0 +1,102 @@
+"""Backends: the protocol, the registry (entry points), targets as labels or one-hot,
+and that nodenet never imports the workers package."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from nodenet import Backend, InProcess, available_backends, fit, get_backend, register_backend
+from nodenet.backend import ENTRY_POINT_GROUP
+from tests.conftest import mlp
+from workers import WorkerPool
+
+
+@pytest.fixture(scope="module")
+def toy():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, size=120)
+    return rng.normal(size=(120, 6)) + np.eye(3, 6)[y], y
+
+
+def test_the_registry_finds_the_builtin_and_the_entry_point():
+    assert {"inprocess", "pool"} <= set(available_backends())
+    assert get_backend("inprocess") == InProcess.open
+    assert get_backend("pool") == WorkerPool.open  # loaded from the nodenet.backends group
+    with pytest.raises(ValueError, match=r"unknown backend 'gpu'; available: .*inprocess"):
+        get_backend("gpu")
+    assert ENTRY_POINT_GROUP == "nodenet.backends"
+
+
+def test_both_backends_satisfy_the_protocol(toy):
+    x, y = toy
+    model = mlp([6, 3])
+    with InProcess(model, x, y) as engine:
+        assert isinstance(engine, Backend)
+    with WorkerPool(model, x, y, workers=1) as pool:
+        assert isinstance(pool, Backend)
+    with pytest.raises(ValueError, match="no workers"):
+        InProcess.open(model, x, y, workers=2)
+
+
+def test_a_registered_backend_is_used_by_name(toy):
+    x, y = toy
+    opened = []
+
+    def counting(model, x, y, **run):
+        opened.append(run)
+        return InProcess.open(model, x, y, **run)
+
+    register_backend("counting", counting)
+    fit(mlp([6, 3]), x, y, epochs=1, backend="counting", chunk=7, seed=3)
+    assert opened and opened[0]["chunk"] == 7 and opened[0]["seed"] == 3
+    assert "counting" in available_backends()
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "pool"])
+def test_backends_take_labels_or_one_hot_targets_alike(toy, backend):
+    x, y = toy
+    model = mlp([6, 5, 3], dtype=np.float64)
+    rows = np.arange(40)
+    results = []
+    for targets in (y, np.eye(3)[y]):
+        factory = get_backend(backend)
+        workers = 2 if backend == "pool" else 0
+        with factory(model, x, targets, workers=workers) as engine:
+            loss, correct, dW, _ = engine.gradient(rows)
+            results.append((loss, correct, dW.copy()))
+    (loss_a, correct_a, dW_a), (loss_b, correct_b, dW_b) = results
+    assert loss_a == pytest.approx(loss_b) and correct_a == correct_b
+    np.testing.assert_allclose(dW_a, dW_b, rtol=1e-12)
+    with pytest.raises(ValueError, match="label"):
+        get_backend(backend)(model, x, np.full(len(x), 7), workers=workers)
+
+
+def test_fit_in_process_never_imports_workers():
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        import nodenet
+        from nodenet import Layer, Model, fit
+        model = Model(4, "cross_entropy", [Layer(3, "softmax")]).construct()
+        fit(model, np.random.default_rng(0).normal(size=(40, 4)), np.arange(40) % 3, epochs=1)
+        print(sorted(m for m in sys.modules if m == "workers" or m.startswith("workers.")))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_nodenet_module_names_workers():
+    """Not even lazily: the pool is reached only through the registry."""
+    from pathlib import Path
+
+    import nodenet
+
+    for path in Path(nodenet.__file__).parent.rglob("*.py"):
+        text = path.read_text()
+        assert "import workers" not in text and "from workers" not in text, path
