@@ -8,10 +8,11 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .backend import Backend, InProcess, available_backends, get_backend, register_backend
-from .callbacks import Callback, EarlyStopping, EpochLines, History, ProgressBar, StepDecay
+from .callbacks import Callback, EarlyStopping, EpochLines, ProgressBar, StepDecay
 from .checkpoint import Checkpoint
 from .data import DataError, Normaliser
 from .graph import Layer, Model, Node
+from .history import History
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from .training import fit

@@ -38,9 +38,6 @@ class Activation:
         jac[:, idx, idx] = self.derivative(z, a)
         return jac
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        return self.forward(z)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

@@ -19,10 +19,8 @@ import sys
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .checks import require_int, require_number
-from .files import atomic_write
 
 
 class Callback:
@@ -130,55 +128,6 @@ def restore_callback_states(callbacks, states: dict[str, dict]) -> None:
         key = name if not seen[name] else f"{name}#{seen[name]}"
         if key in states:
             callback.set_state(states[key])
-
-
-class History(Callback):
-    """Every batch and epoch record of a run. ``history`` is ``{key: [value per epoch]}``
-    as in Keras; ``frame("epoch" | "batch")`` is a DataFrame; ``to_csv`` writes both."""
-
-    reads_logs_only = True
-    priority = -1  # records before any other callback looks
-
-    def __init__(self, batches: list[dict] | None = None, epochs: list[dict] | None = None):
-        super().__init__()
-        self.batches: list[dict] = list(batches or [])
-        self.epochs: list[dict] = list(epochs or [])
-        #: the backend's per-worker counters at the end of the run
-        self.worker_stats: pd.DataFrame | None = None
-
-    @property
-    def history(self) -> dict[str, list]:
-        keys = dict.fromkeys(k for record in self.epochs for k in record)
-        return {k: [record.get(k, math.nan) for record in self.epochs] for k in keys}
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batches.append(dict(logs))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs.append(dict(logs))
-
-    def frame(self, level: str = "epoch") -> pd.DataFrame:
-        """The ``"epoch"`` or ``"batch"`` records as a DataFrame."""
-        if level not in ("epoch", "batch"):
-            raise ValueError(f"level must be 'epoch' or 'batch', got {level!r}")
-        return pd.DataFrame(self.epochs if level == "epoch" else self.batches)
-
-    def to_csv(self, path) -> None:
-        """Both levels in one CSV with a ``level`` column (``batch`` or ``epoch``)."""
-        frame = pd.concat(
-            [self.frame("batch").assign(level="batch"), self.frame("epoch").assign(level="epoch")],
-            ignore_index=True,
-        )
-        atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
-
-    @classmethod
-    def from_csv(cls, path) -> History:
-        frame = pd.read_csv(path)
-        split = {
-            level: frame[frame["level"] == level].drop(columns="level").dropna(axis=1, how="all")
-            for level in ("batch", "epoch")
-        }
-        return cls(split["batch"].to_dict("records"), split["epoch"].to_dict("records"))
 
 
 class ProgressBar(Callback):

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .callbacks import Callback, History, callback_states, restore_callback_states
+from .callbacks import Callback, callback_states, restore_callback_states
 from .checks import require_int
 from .graph import Model
+from .history import History
 from .io import ModelFileError, load_arrays, model_arrays, model_from_arrays, save_arrays
 from .optimizers import Optimizer, get_optimizer
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .callbacks import History
 from .files import atomic_write
+from .history import History
 
 
 def subplots(nrows: int = 1, ncols: int = 1, figsize=(8, 5), **kwargs):

@@ -11,16 +11,17 @@ import contextlib
 import math
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
-from stopwatch import Stopwatch
 
 from .backend import Backend, BackendFactory, get_backend
-from .callbacks import Callback, CallbackList, History, ProgressBar
+from .batches import EpochBatches
+from .callbacks import Callback, CallbackList, ProgressBar
 from .checks import require_int
 from .data.split import train_validation_split
 from .graph import Model
+from .history import History
 from .optimizers import Optimizer, get_optimizer
 
 
@@ -124,96 +125,6 @@ def fit(
         model.weights[...], model.biases[...] = optimizer.averaged()
     hooks.on_train_end()
     return history
-
-
-class EpochBatches:
-    """The batches of epoch index ``epoch`` over ``order`` (row indices, already shuffled), from
-    batch ``first_batch`` on. Iterating submits steps to ``engine`` (up to ``ahead`` in
-    flight, never past the next multiple of ``pause_every`` batches, so validation there
-    sees no later step) and yields ``(b, logs)`` per batch as its result is collected:
-    ``logs`` has ``epoch`` and ``batch`` (1-based), ``samples``, ``loss`` and ``accuracy`` (means over
-    the batch) and ``seconds`` (since the epoch started). Once ``halt()`` is true no
-    step is sent; the iteration ends when none is left in flight.
-    ``before_step(b)`` is called before batch ``b``'s step is sent.
-    """
-
-    def __init__(
-        self,
-        engine: Backend,
-        optimizer: Optimizer,
-        epoch: int,
-        order: np.ndarray,
-        batch_size: int,
-        first_batch: int = 0,
-        ahead: int = 1,
-        pause_every: int | None = None,
-        halt: Callable[[], bool] = lambda: False,
-        before_step: Callable[[int], None] = lambda b: None,
-    ):
-        self.engine, self.optimizer, self.epoch, self.order = engine, optimizer, epoch, order
-        self.batch_size, self.ahead, self.halt = batch_size, ahead, halt
-        self.before_step = before_step
-        self.n_batches = math.ceil(len(order) / batch_size)
-        if not 0 <= first_batch < self.n_batches:
-            raise ValueError(f"initial_batch must lie in [0, {self.n_batches}), got {first_batch}")
-        self.pause_every = pause_every or self.n_batches
-        self.submitted = self.done = first_batch
-        self.loss_sum = self.n_correct = 0.0
-        self.samples = 0
-        self.watch = Stopwatch()
-
-    def rows(self, b: int) -> np.ndarray:
-        """Row indices of batch ``b``."""
-        return self.order[b * self.batch_size : (b + 1) * self.batch_size]
-
-    @property
-    def finished(self) -> bool:
-        return self.done == self.n_batches
-
-    def __iter__(self) -> Iterator[tuple[int, dict]]:
-        while not self.finished:
-            if self.submitted == self.done and self.halt():
-                break
-            pause = min((self.done // self.pause_every + 1) * self.pause_every, self.n_batches)
-            while (
-                self.submitted < pause
-                and self.submitted - self.done < self.ahead
-                and (self.submitted == self.done or not self.halt())
-            ):
-                self.before_step(self.submitted)
-                self.engine.submit(self.rows(self.submitted), self.optimizer)
-                self.submitted += 1
-            b, n = self.done, len(self.rows(self.done))
-            loss, correct = self.engine.collect()
-            self.done += 1
-            self.loss_sum, self.n_correct, self.samples = (
-                self.loss_sum + loss,
-                self.n_correct + correct,
-                self.samples + n,
-            )
-            yield (
-                b,
-                {
-                    "epoch": self.epoch + 1,
-                    "batch": b + 1,
-                    "samples": n,
-                    "loss": loss / n,
-                    "accuracy": correct / n,
-                    "seconds": self.watch.duration,
-                },
-            )
-        self.watch.stop()
-
-    def summary(self) -> dict:
-        """The epoch's record: means over the batches run, seconds, samples/s."""
-        seconds = self.watch.duration
-        return {
-            "epoch": self.epoch + 1,
-            "loss": self.loss_sum / max(self.samples, 1),
-            "accuracy": self.n_correct / max(self.samples, 1),
-            "seconds": seconds,
-            "samples_per_s": self.samples / seconds if seconds else math.nan,
-        }
 
 
 @contextlib.contextmanager
