@@ -471,13 +471,13 @@ def test_a_worker_that_raises_inside_a_split_step_frees_the_others(data):
     with WorkerPool(model, xs, t, workers=3, optimizer=opt) as pool:
         started = time.monotonic()
         with pytest.raises(WorkerError):
-            step = pool._dispatch(
+            step = pool.protocol.dispatch(
                 [("no-such-task", 0, 5), ("gradient", 5, 10)]
                 + [("update", lo, hi) for lo, hi in pool._update_ranges],
                 np.arange(10),
                 {**opt.config(), "t": 1, "n": 10},
             )
-            pool._result(step)
+            pool.protocol.result(step)
         assert time.monotonic() - started < 5
     assert time.monotonic() - started < 3  # closing did not wait for the 3 s join limit
     _assert_clean(pool)

@@ -1,31 +1,15 @@
 """``WorkerPool``: N processes computing mini-batch gradients over shared memory.
 
-Queues (see ``workers/worker.py`` for the worker's side):
+The queue protocol is in ``workers/protocol.py`` (parent) and ``workers/worker.py``.
 
-- one **instruction queue** per worker: ``("start", step, settings, computed)``,
-  ``("stop",)``;
-- one shared **input queue**: tasks ``(kind, step, start, stop)`` over row
-  ``step % ahead`` of the shared index array ``order`` (kind ``gradient``, ``evaluate``,
-  or ``update`` for a range of parameters), then one ``("wait",)`` per worker to close
-  the step;
-- one shared **output queue**: ``("result", worker, step, n, loss_sum, n_correct, busy_s)``
-  per task, ``("waiting", worker, step, counters)`` when a worker has closed the step,
-  ``("ready", worker, pid)`` at start-up, or ``("error", worker, traceback_text)``.
-
-Each worker adds its tasks' gradients into its own slot of ``grad_w`` / ``grad_b``
-(shape ``(workers, n_weights)`` / ``(workers, n_biases)``). The model's flat ``weights``
-and ``biases`` live in shared memory for the life of the pool. A training step either
-lets the parent sum the slots and step the optimizer (what the workers compute with
-next), or - with a *split step* - is one round of messages: the gradient tasks, then one
-``update`` task per worker, which waits at a shared-memory barrier (``workers.worker.
-StepBarrier``) until every gradient of the step is in, sums the slots over its range of
-parameters and applies the optimizer to that range (its state shared too).
-
-:meth:`WorkerPool.submit` queues a split step without waiting for it, so that the
-workers go from one step straight into the next (up to ``ahead`` steps in flight, each
-with its own row of ``order``) while the parent records results; :meth:`WorkerPool.
-collect` returns them in order. The barrier keeps every worker inside a step until all
-have closed it, so the queued steps run one after the other, exactly as if sent singly.
+Each worker adds its tasks' gradients into its own slot of ``grad_w`` / ``grad_b``; the
+model's flat ``weights`` and ``biases`` (and the optimizer's state) live in shared memory
+for the life of the pool. A *split* training step is one round of messages: the
+gradient tasks, then one ``update`` task per worker, which waits at the shared-memory
+``workers.barrier.StepBarrier`` until every gradient is in and applies the optimizer to
+its range of the parameters. :meth:`WorkerPool.submit` keeps up to ``ahead`` such steps
+in flight (each with its own row of ``order``); :meth:`WorkerPool.collect` returns their
+results in order, exactly as if the steps had been sent singly.
 """
 
 from __future__ import annotations
@@ -34,9 +18,6 @@ import collections
 import math
 import multiprocessing as mp
 import os
-import queue
-import signal
-import threading
 import time
 from collections.abc import Callable
 
@@ -48,36 +29,13 @@ from nodenet.graph import Model
 from nodenet.optimizers import Optimizer
 
 from . import worker
-from .channel import Channel
-from .shared import SharedArrays
+from .counters import COUNTERS, stats_frame
+from .processes import WorkerError, check_alive, start_processes, stop_processes
+from .protocol import StepProtocol
+from .shared import SharedArrays, share_optimizer_state, share_training_arrays
 
-#: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
-SINGLE_THREAD_ENV = {
-    name: "1"
-    for name in (
-        "OMP_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "VECLIB_MAXIMUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-    )
-}
 AHEAD = 2  # training steps in flight (see WorkerPool.submit)
-POLL_S = 0.05  # how often a waiting parent checks that its workers are alive
 START_TIMEOUT_S = 120.0
-
-
-class WorkerError(RuntimeError):
-    """A worker raised or died. ``worker`` is its id, ``exitcode`` its exit code (or
-    ``None``), ``worker_traceback`` the traceback text it sent (or ``""``)."""
-
-    def __init__(
-        self, message: str, worker: int, exitcode: int | None = None, worker_traceback: str = ""
-    ):
-        super().__init__(message)
-        self.worker = worker
-        self.exitcode = exitcode
-        self.worker_traceback = worker_traceback
 
 
 class WorkerPool:
@@ -125,13 +83,9 @@ class WorkerPool:
             )
         self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
         self.optimizer = optimizer if split_step else None
-        self.step = 0
-        self._computed = 0  # compute tasks sent so far (what the barrier counts)
-        self._tally: dict[int, list] = {}  # step -> [loss_sum, n_correct, workers waiting]
         self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
         self._closed = False
-        self._counters: dict[int, dict] = {}
         self._shared = SharedArrays()
         try:
             self._setup_arrays(x, t)
@@ -142,77 +96,41 @@ class WorkerPool:
 
     # ----------------------------------------------------------------- start-up
     def _setup_arrays(self, x: np.ndarray, t: np.ndarray) -> None:
-        model, sh = self.model, self._shared
-        sh.create("x", x.shape, x.dtype)[...] = x
-        sh.create("t", t.shape, t.dtype)[...] = t
-        sh.create("order", (self.ahead, len(x)), np.int64)  # row: step % ahead
-        weights = sh.create("weights", model.weights.shape, model.dtype)
-        biases = sh.create("biases", model.biases.shape, model.dtype)
-        weights[...], biases[...] = model.weights, model.biases
-        self.grad_w = sh.create("grad_w", (self.workers, model.weights.size), model.dtype)
-        self.grad_b = sh.create("grad_b", (self.workers, model.biases.size), model.dtype)
-        self.order = sh.arrays["order"]
-        sh.create("sync", (3, self.workers), np.int64)  # see workers.worker.StepBarrier
-        sh.create("closing", (1,), np.int64)
-        #: the split step's parameter ranges, one per worker
-        self._update_ranges = model.layout.ranges(self.workers)
-        self.dW = np.empty_like(model.weights)
-        self.db = np.empty_like(model.biases)
-        model.rebind(weights, biases)
+        arrays = share_training_arrays(self._shared, self.model, x, t, self.workers, self.ahead)
         if self.optimizer is not None:  # its state moves to shared memory, like the weights
-            for i, (part, flat) in enumerate((("w", weights), ("b", biases))):
-                state = self.optimizer.state[i]
-                for key in self.optimizer.state_keys:
-                    shared = sh.create(f"opt_{part}_{key}", flat.shape, flat.dtype)
-                    if key in state:
-                        shared[...] = state[key]
-                    state[key] = shared
+            share_optimizer_state(self._shared, self.optimizer)
+        self.grad_w, self.grad_b, self.order = arrays["grad_w"], arrays["grad_b"], arrays["order"]
+        #: the split step's parameter ranges, one per worker
+        self._update_ranges = self.model.layout.ranges(self.workers)
+        self.dW = np.empty_like(self.model.weights)
+        self.db = np.empty_like(self.model.biases)
 
     def _start(self, start_method: str) -> None:
         ctx = mp.get_context(start_method)
-        self.instructions = [Channel(ctx) for _ in range(self.workers)]
-        self.inputs, self.outputs = Channel(ctx), Channel(ctx)
+        self.protocol = StepProtocol(ctx, self.workers, self.order, self._check_alive)
         sync_lock = ctx.Lock()
-        saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-        os.environ.update(SINGLE_THREAD_ENV)
-        # children start with SIGINT ignored (kept across exec), so a Ctrl-C during their
-        # start-up cannot kill them before the worker loop ignores it for good
-        in_main = threading.current_thread() is threading.main_thread()
-        previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
-        try:
-            for i in range(self.workers):
-                process = ctx.Process(
-                    target=worker.main,
-                    args=(
-                        i,
-                        self._shared.specs(),
-                        self.model.config(),
-                        self.model.dtype.str,
-                        self.instructions[i],
-                        self.inputs,
-                        self.outputs,
-                        sync_lock,
-                        os.getpid(),
-                    ),
-                    name=f"nodenet-worker-{i}",
-                    daemon=True,
+        self.processes = start_processes(
+            ctx,
+            worker.main,
+            [
+                (
+                    i,
+                    self._shared.specs(),
+                    self.model.config(),
+                    self.model.dtype.str,
+                    *self.protocol.channels(i),
+                    sync_lock,
+                    os.getpid(),
                 )
-                process.start()
-                self.processes.append(process)
-        finally:
-            if in_main:
-                signal.signal(signal.SIGINT, previous_sigint)
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+                for i in range(self.workers)
+            ],
+        )
         ready = 0
         deadline = time.monotonic() + START_TIMEOUT_S
         while ready < self.workers:
             if time.monotonic() > deadline:
                 raise WorkerError(f"workers did not start within {START_TIMEOUT_S:.0f} s", -1)
-            if self._receive()[0] == "ready":
+            if self.protocol.receive()[0] == "ready":
                 ready += 1
 
     @classmethod
@@ -268,7 +186,7 @@ class WorkerPool:
         ``(loss_sum, n_correct)``. With a split step the workers update the parameters,
         each its own range; otherwise the parent steps on the summed slots."""
         started = self._train(indices, optimizer)
-        return started if isinstance(started, tuple) else self._result(started)
+        return started if isinstance(started, tuple) else self.protocol.result(started)
 
     def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:
         """Start the training step :meth:`train_step` would run, without waiting for it:
@@ -283,27 +201,17 @@ class WorkerPool:
         if not self._submitted:
             raise RuntimeError("collect() without a submitted step")
         started = self._submitted.popleft()
-        return started if isinstance(started, tuple) else self._result(started)
+        return started if isinstance(started, tuple) else self.protocol.result(started)
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
         return self._run("evaluate", indices)
 
-    COUNTERS = worker.COUNTERS
+    COUNTERS = COUNTERS
 
     def stats(self) -> pd.DataFrame:
-        """Per worker: gradient/evaluation tasks, samples and busy seconds; split-step
-        updates and their seconds; seconds idle (waiting for an instruction) and blocked
-        on the input and output queues; samples/s while busy; utilisation (the share of
-        the worker's time spent computing)."""
-        rows = []
-        for i in range(self.workers):
-            c = {"worker": i, **{k: self._counters.get(i, {}).get(k, 0.0) for k in self.COUNTERS}}
-            total = sum(c[k] for k in self.COUNTERS if k.endswith("_s"))
-            c["samples_per_s"] = c["samples"] / c["busy_s"] if c["busy_s"] else math.nan
-            c["utilisation"] = (c["busy_s"] + c["update_s"]) / total if total else math.nan
-            rows.append(c)
-        return pd.DataFrame(rows)
+        """Per worker counters (see :func:`workers.counters.stats_frame`)."""
+        return stats_frame(self.protocol.counters, self.workers)
 
     # ------------------------------------------------------------ one step
     def _train(self, indices: np.ndarray, optimizer: Optimizer) -> int | tuple[float, float]:
@@ -319,88 +227,31 @@ class WorkerPool:
         tasks = self._tasks("gradient", len(indices))
         tasks += [("update", lo, hi) for lo, hi in self._update_ranges]
         settings = {**optimizer.config(), "t": optimizer.t, "n": len(indices)}
-        return self._dispatch(tasks, indices, settings)
+        return self._send(tasks, indices, settings)
 
     def _run(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
         """A ``gradient`` or ``evaluate`` step over rows ``indices``, in chunks."""
         if len(indices) == 0:
             return 0.0, 0.0
-        return self._result(self._dispatch(self._tasks(kind, len(indices)), indices))
+        return self.protocol.result(self._send(self._tasks(kind, len(indices)), indices))
 
     def _tasks(self, kind: str, n: int) -> list[tuple[str, int, int]]:
         """``n`` rows of a step as tasks of ``chunk`` rows (or one per worker)."""
         chunk = self.chunk or math.ceil(n / self.workers)
         return [(kind, s, min(s + chunk, n)) for s in range(0, n, chunk)]
 
-    def _dispatch(
-        self, tasks: list[tuple[str, int, int]], indices: np.ndarray, settings: dict | None = None
-    ) -> int:
-        """Send one step of the protocol and return its number, without waiting: write
-        ``indices`` into the step's row of ``order``; ``start`` to every worker (with the
-        optimizer ``settings`` when the step ends with ``update`` tasks), the tasks, one
-        ``wait`` per worker."""
+    def _send(self, tasks, indices: np.ndarray, settings: dict | None = None) -> int:
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        self._check_alive()
-        self.step += 1
-        step = self.step
-        self._finish(step - len(self.order))  # the step that last used this row of order
-        self.order[step % len(self.order), : len(indices)] = indices
-        self._computed += sum(kind != "update" for kind, _, _ in tasks)
-        self._tally[step] = [0.0, 0.0, 0]
-        for instruction in self.instructions:
-            instruction.put(("start", step, settings, self._computed))
-        for kind, start, stop in tasks:
-            self.inputs.put((kind, step, start, stop))
-        for _ in range(self.workers):
-            self.inputs.put(("wait",))
-        return step
+        return self.protocol.dispatch(tasks, indices, settings)
 
-    def _finish(self, step: int) -> None:
-        """Collect messages until every worker is waiting after ``step`` (or it is long
-        done), tallying each step's results as they come."""
-        tally = self._tally.get(step)
-        while tally is not None and tally[2] < self.workers:
-            message = self._receive()
-            if message[0] == "result":
-                entry = self._tally[message[2]]
-                entry[0] += message[4]
-                entry[1] += message[5]
-            elif message[0] == "waiting":
-                self._counters[message[1]] = message[3]
-                self._tally[message[2]][2] += 1
-
-    def _result(self, step: int) -> tuple[float, float]:
-        """``(loss_sum, n_correct)`` of ``step`` once it is finished."""
-        self._finish(step)
-        loss, correct, _ = self._tally.pop(step)
-        return loss, correct
-
-    def _receive(self) -> tuple:
-        """Next output message; raises :class:`WorkerError` on an error message or a
-        dead worker instead of waiting forever."""
-        while True:
-            try:
-                message = self.outputs.get(timeout=POLL_S)
-            except queue.Empty:
-                self._check_alive()
-                continue
-            if message[0] == "error":
-                worker_id, text = message[1], message[2]
-                last = text.strip().splitlines()[-1] if text.strip() else "unknown error"
-                raise WorkerError(
-                    f"worker {worker_id} raised {last}\n{text}", worker_id, worker_traceback=text
-                )
-            return message
+    @property
+    def step(self) -> int:
+        """Steps sent so far."""
+        return self.protocol.step if hasattr(self, "protocol") else 0
 
     def _check_alive(self) -> None:
-        for i, process in enumerate(self.processes):
-            if process.exitcode is not None:
-                raise WorkerError(
-                    f"worker {i} (pid {process.pid}) died with exit code {process.exitcode}",
-                    i,
-                    exitcode=process.exitcode,
-                )
+        check_alive(self.processes)
 
     # ------------------------------------------------------------- shutdown
     def close(self) -> None:
@@ -412,28 +263,12 @@ class WorkerPool:
         try:
             if "closing" in self._shared.arrays:  # frees workers waiting at the barrier
                 self._shared.arrays["closing"][0] = 1
-            for instruction in getattr(self, "instructions", []):
-                instruction.put(("stop",))
-            for _ in self.processes:
-                self.inputs.put(("stop",))
-            deadline = time.monotonic() + 3.0
-            for process in self.processes:
-                process.join(timeout=max(deadline - time.monotonic(), 0.05))
-            for process in self.processes:
-                if process.is_alive():
-                    process.terminate()
-                    process.join(timeout=1.0)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            if hasattr(self, "protocol"):
+                self.protocol.stop()
+            stop_processes(self.processes)
         finally:
-            for q in [
-                *getattr(self, "instructions", []),
-                getattr(self, "inputs", None),
-                getattr(self, "outputs", None),
-            ]:
-                if q is not None:
-                    q.close()
+            if hasattr(self, "protocol"):
+                self.protocol.close()
             if self.model.weights is not None and "weights" in self._shared.arrays:
                 self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
             if getattr(self, "optimizer", None) is not None:

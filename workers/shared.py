@@ -73,6 +73,42 @@ class SharedArrays:
         self._blocks.clear()
 
 
+def share_training_arrays(
+    shared: SharedArrays, model, x: np.ndarray, t: np.ndarray, workers: int, ahead: int
+) -> dict[str, np.ndarray]:
+    """Create the pool's blocks in ``shared`` and move ``model``'s flat parameters into
+    them (the model is rebound to the shared ``weights`` and ``biases``): the data ``x``
+    (n, N_0) and ``t`` (n, N_L); ``order`` (ahead, n), the row indices of each step in
+    flight; ``grad_w`` (workers, n_weights) and ``grad_b`` (workers, n_biases), one
+    gradient slot per worker; ``sync`` (3, workers) and ``closing`` (1,) for the
+    ``StepBarrier``. Returns ``shared.arrays``."""
+    shared.create("x", x.shape, x.dtype)[...] = x
+    shared.create("t", t.shape, t.dtype)[...] = t
+    shared.create("order", (ahead, len(x)), np.int64)
+    weights = shared.create("weights", model.weights.shape, model.dtype)
+    biases = shared.create("biases", model.biases.shape, model.dtype)
+    weights[...], biases[...] = model.weights, model.biases
+    shared.create("grad_w", (workers, model.weights.size), model.dtype)
+    shared.create("grad_b", (workers, model.biases.size), model.dtype)
+    shared.create("sync", (3, workers), np.int64)
+    shared.create("closing", (1,), np.int64)
+    model.rebind(weights, biases)
+    return shared.arrays
+
+
+def share_optimizer_state(shared: SharedArrays, optimizer) -> None:
+    """Move every state array of ``optimizer`` (``opt_w_<key>`` / ``opt_b_<key>``, shaped
+    like the flat weights / biases) into ``shared``, keeping values it already has."""
+    for i, part in enumerate(("w", "b")):
+        flat = shared.arrays["weights" if part == "w" else "biases"]
+        state = optimizer.state[i]
+        for key in optimizer.state_keys:
+            block = shared.create(f"opt_{part}_{key}", flat.shape, flat.dtype)
+            if key in state:
+                block[...] = state[key]
+            state[key] = block
+
+
 def attach(specs: dict[str, ArraySpec]) -> tuple[dict[str, np.ndarray], list]:
     """In a worker: map every block of ``specs``; returns ``(arrays, blocks)``.
 

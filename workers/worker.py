@@ -38,27 +38,9 @@ import signal
 import time
 import traceback
 
-POLL_S = 1.0
-SPIN_S = 0.002
-#: what a worker counts and reports with each ``waiting`` message: gradient/evaluation
-#: tasks, samples and seconds; split-step updates and seconds; seconds at the barrier
-#: (waiting for the other workers' gradients); seconds idle (waiting for an instruction)
-#: and blocked on the input and output queues
-COUNTERS = (
-    "tasks",
-    "samples",
-    "busy_s",
-    "updates",
-    "update_s",
-    "barrier_s",
-    "idle_s",
-    "input_wait_s",
-    "output_put_s",
-)
-
-
-class ParentGoneError(Exception):
-    """The parent process is no longer alive, or is closing the pool."""
+from .barrier import POLL_S, SPIN_S, ParentGoneError, StepBarrier
+from .counters import COUNTERS
+from .processes import PARENT_SIGNALS
 
 
 def _get(q, parent_pid: int):
@@ -71,73 +53,6 @@ def _get(q, parent_pid: int):
             if os.getppid() != parent_pid:
                 raise ParentGoneError from None
             spin = 0.0
-
-
-class StepBarrier:
-    """Where the workers meet inside a step: an update may read the gradient slots only
-    once every worker has zeroed its slot for the step and every gradient task of the
-    step is finished; a worker leaves a step only once every worker has taken its
-    ``wait`` of the step.
-
-    The last rule is what lets the parent queue the next steps early: the input queue
-    holds one ``wait`` per worker per step, so a worker that went on to the next step
-    while another still had its ``wait`` to take could take that ``wait`` as its own -
-    and the other worker the next step's tasks. When every worker has taken its
-    ``wait``, every task of the step is taken, and finished.
-
-    ``sync`` is a shared int64 array (3, workers): per worker, row 0 the last step it
-    has started, row 1 how many compute (gradient, evaluation) tasks it has finished
-    since the pool started, row 2 the last step whose ``wait`` it has taken. ``closing``
-    (1,) is set by a closing parent. They are written under ``lock``; a waiting worker
-    reads them without it and takes the lock once when they are complete, so that (on
-    any CPU architecture) it sees everything written before they were published.
-    """
-
-    def __init__(self, sync, closing, lock, worker_id: int, parent_pid: int):
-        self.sync, self.closing, self.lock = sync, closing, lock
-        self.worker_id, self.parent_pid = worker_id, parent_pid
-
-    def started(self, step: int) -> None:
-        with self.lock:
-            self.sync[0, self.worker_id] = step
-
-    def computed(self) -> None:
-        """One more gradient or evaluation task finished by this worker."""
-        with self.lock:
-            self.sync[1, self.worker_id] += 1
-
-    def finished(self, step: int) -> None:
-        """This worker has taken its ``wait`` of ``step``."""
-        with self.lock:
-            self.sync[2, self.worker_id] = step
-
-    def wait(self, step: int, computed: int = 0, finished: bool = False) -> None:
-        """Return once every worker has started ``step``, ``computed`` compute tasks are
-        done in all and, if ``finished``, every worker has taken its ``wait`` of
-        ``step``. Polls for ``SPIN_S``, then sleeps 100 us between looks; raises
-        :class:`ParentGoneError` if the parent closes the pool or dies meanwhile (a
-        worker that died or raised never arrives)."""
-        sync = self.sync
-        start = last_check = time.perf_counter()
-        while True:
-            if (
-                sync[0].min() >= step
-                and sync[1].sum() >= computed
-                and (not finished or sync[2].min() >= step)
-            ):
-                with self.lock:  # acquire: what the others wrote is visible after it
-                    return
-            if self.closing[0]:
-                raise ParentGoneError
-            now = time.perf_counter()
-            if now - start < SPIN_S:
-                os.sched_yield()
-                continue
-            time.sleep(1e-4)
-            if now - last_check > POLL_S:
-                last_check = now
-                if os.getppid() != self.parent_pid:
-                    raise ParentGoneError
 
 
 class Worker:
@@ -255,7 +170,8 @@ class RangeStep:
 
 def main(worker_id, specs, config, dtype, instructions, inputs, outputs, sync_lock, parent_pid):
     """Entry point of worker ``worker_id`` (runs in the child process)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for signum in PARENT_SIGNALS:  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
+        signal.signal(signum, signal.SIG_IGN)
     blocks = []
     try:
         from nodenet.graph import Model

@@ -1,0 +1,96 @@
+"""Starting, watching and stopping the worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+#: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
+SINGLE_THREAD_ENV = {
+    name: "1"
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    )
+}
+#: signals the children ignore: the parent decides when they stop (Ctrl-C, ``timeout``
+#: and a closed terminal reach the whole process group)
+PARENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE_S = 3.0
+
+
+class WorkerError(RuntimeError):
+    """A worker raised or died. ``worker`` is its id, ``exitcode`` its exit code (or
+    ``None``), ``worker_traceback`` the traceback text it sent (or ``""``)."""
+
+    def __init__(
+        self, message: str, worker: int, exitcode: int | None = None, worker_traceback: str = ""
+    ):
+        super().__init__(message)
+        self.worker = worker
+        self.exitcode = exitcode
+        self.worker_traceback = worker_traceback
+
+
+def start_processes(ctx, target: Callable, args: Sequence[tuple]) -> list:
+    """Start one daemon process of ``target`` per argument tuple in ``args``, named
+    ``nodenet-worker-<i>``, each with one BLAS thread (:data:`SINGLE_THREAD_ENV`, set
+    before NumPy loads in the child) and with :data:`PARENT_SIGNALS` ignored from its
+    first instruction on (the disposition survives exec), so that a signal during
+    start-up cannot kill a child before its loop ignores them for good."""
+    saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
+    os.environ.update(SINGLE_THREAD_ENV)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in PARENT_SIGNALS} if in_main else {}
+    processes = []
+    try:
+        for i, arguments in enumerate(args):
+            process = ctx.Process(
+                target=target, args=arguments, name=f"nodenet-worker-{i}", daemon=True
+            )
+            process.start()
+            processes.append(process)
+    except BaseException:
+        stop_processes(processes)
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return processes
+
+
+def check_alive(processes: Sequence) -> None:
+    """Raise :class:`WorkerError` naming the first process that has exited."""
+    for i, process in enumerate(processes):
+        if process.exitcode is not None:
+            raise WorkerError(
+                f"worker {i} (pid {process.pid}) died with exit code {process.exitcode}",
+                i,
+                exitcode=process.exitcode,
+            )
+
+
+def stop_processes(processes: Sequence, grace_s: float = STOP_GRACE_S) -> None:
+    """Join every process within ``grace_s`` in all (they were asked to stop), then
+    terminate, then kill what is left; returns when every one is joined."""
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(timeout=max(deadline - time.monotonic(), 0.05))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=1.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
