@@ -8,7 +8,15 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .backend import Backend, InProcess, available_backends, get_backend, register_backend
-from .callbacks import Callback, EarlyStopping, EpochLines, ProgressBar, StepDecay
+from .callbacks import (
+    Callback,
+    DivergenceError,
+    EarlyStopping,
+    EpochLines,
+    ProgressBar,
+    StepDecay,
+    TerminateOnNaN,
+)
 from .checkpoint import Checkpoint
 from .data import DataError, Normaliser
 from .graph import Layer, Model, Node
@@ -30,6 +38,7 @@ __all__ = [
     "Checkpoint",
     "CrossEntropy",
     "DataError",
+    "DivergenceError",
     "EarlyStopping",
     "EpochLines",
     "History",
@@ -50,6 +59,7 @@ __all__ = [
     "SquaredError",
     "StepDecay",
     "Tanh",
+    "TerminateOnNaN",
     "available_backends",
     "fit",
     "get_backend",

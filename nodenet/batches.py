@@ -18,7 +18,8 @@ class EpochBatches:
     flight, never past the next multiple of ``pause_every`` batches, so validation there
     sees no later step) and yields ``(b, logs)`` per batch as its result is collected:
     ``logs`` has ``epoch`` and ``batch`` (1-based), ``samples``, ``loss`` and ``accuracy`` (means over
-    the batch) and ``seconds`` (since the epoch started). Once ``halt()`` is true no
+    the batch) and ``seconds`` (since the epoch started). ``carried``: the
+    :meth:`totals` of the same epoch in a run that was interrupted, to go on from. Once ``halt()`` is true no
     step is sent; the iteration ends when none is left in flight.
     ``before_step(b)`` is called before batch ``b``'s step is sent.
     """
@@ -35,6 +36,7 @@ class EpochBatches:
         pause_every: int | None = None,
         halt: Callable[[], bool] = lambda: False,
         before_step: Callable[[int], None] = lambda b: None,
+        carried: dict | None = None,
     ):
         self.engine, self.optimizer, self.epoch, self.order = engine, optimizer, epoch, order
         self.batch_size, self.ahead, self.halt = batch_size, ahead, halt
@@ -44,8 +46,11 @@ class EpochBatches:
             raise ValueError(f"initial_batch must lie in [0, {self.n_batches}), got {first_batch}")
         self.pause_every = pause_every or self.n_batches
         self.submitted = self.done = first_batch
-        self.loss_sum = self.n_correct = 0.0
-        self.samples = 0
+        carried = carried or {}
+        self.loss_sum = carried.get("loss_sum", 0.0)
+        self.n_correct = carried.get("n_correct", 0.0)
+        self.samples = carried.get("samples", 0)
+        self.seconds_before = carried.get("seconds", 0.0)
         self.watch = Stopwatch()
 
     def rows(self, b: int) -> np.ndarray:
@@ -85,14 +90,24 @@ class EpochBatches:
                     "samples": n,
                     "loss": loss / n,
                     "accuracy": correct / n,
-                    "seconds": self.watch.duration,
+                    "seconds": self.seconds_before + self.watch.duration,
                 },
             )
         self.watch.stop()
 
+    def totals(self) -> dict:
+        """The running sums of the epoch, for a resumed run to go on from (``carried``)."""
+        return {
+            "loss_sum": self.loss_sum,
+            "n_correct": self.n_correct,
+            "samples": self.samples,
+            "seconds": self.seconds_before + self.watch.duration,
+        }
+
     def summary(self) -> dict:
-        """The epoch's record: means over the batches run, seconds, samples/s."""
-        seconds = self.watch.duration
+        """The epoch's record: means over its batches (those of an interrupted run before
+        a resume included, through ``carried``), seconds, samples/s."""
+        seconds = self.seconds_before + self.watch.duration
         return {
             "epoch": self.epoch + 1,
             "loss": self.loss_sum / max(self.samples, 1),

@@ -178,6 +178,29 @@ class EpochLines(Callback):
         )
 
 
+class DivergenceError(ArithmeticError):
+    """Training diverged: a batch's loss is NaN or infinite."""
+
+
+class TerminateOnNaN(Callback):
+    """Raise :class:`DivergenceError` at the first batch whose loss is not finite (the
+    step before it left non-finite parameters, or the loss overflowed), naming the
+    batch, the loss and what to try. Training stops there, so no checkpoint or model
+    with non-finite parameters is written. ``fit`` always includes one."""
+
+    reads_logs_only = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = logs["loss"]
+        if not math.isfinite(loss):
+            optimizer = self.model.optimizer
+            raise DivergenceError(
+                f"training diverged at epoch {logs['epoch']}, batch {logs['batch']}: the loss "
+                f"is {loss} (the step before it left non-finite parameters); try a lower "
+                f"learning rate than {optimizer.lr:g} (--lr)"
+            )
+
+
 class StepDecay(Callback):
     """Multiply the optimizer's learning rate by ``factor`` every ``every`` epochs."""
 

@@ -58,7 +58,11 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> Path:
         "batch": state.batch,
         "optimizer": state.optimizer.config(),
         "settings": state.settings,
-        "history": {"batches": state.history.batches, "epochs": state.history.epochs},
+        "history": {
+            "batches": state.history.batches,
+            "epochs": state.history.epochs,
+            "partial_epoch": state.history.partial_epoch,
+        },
         "callbacks": callbacks,
     }
     arrays["progress"] = np.array(json.dumps(progress, default=float))
@@ -83,6 +87,7 @@ def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
             key, field_name = name.split("/", 1)
             callbacks.setdefault(key, {})[field_name] = value
         history = History(progress["history"]["batches"], progress["history"]["epochs"])
+        history.partial_epoch = progress["history"].get("partial_epoch")
         return CheckpointState(
             model,
             optimizer,
@@ -113,6 +118,8 @@ class Checkpoint(Callback):
         self.path = Path(directory) / "checkpoint.npz"
         self.every = require_int("checkpoint every", every, 1)
         self.settings = settings or {}
+        #: ``(epoch, batch)`` of the last checkpoint written in this run, or ``None``
+        self.saved: tuple[int, int] | None = None
 
     def save(self, epoch: int, batch: int) -> Path:
         """Write the run's state at ``batch`` batches into epoch index ``epoch``."""
@@ -126,11 +133,16 @@ class Checkpoint(Callback):
             self.settings,
             callback_states(model.callbacks),
         )
-        return save_checkpoint(self.path, state)
+        path = save_checkpoint(self.path, state)
+        self.saved = (epoch, batch)
+        return path
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             self.save(epoch + 1, 0)
 
     def on_interrupt(self, epoch, logs=None):
-        self.save(epoch, logs["batch"])
+        """Save where training stopped, unless no step ran since the run (re)started:
+        then the checkpoint already on disk (if any) is that very point."""
+        if logs.get("steps", 1):
+            self.save(epoch, logs["batch"])

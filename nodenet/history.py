@@ -23,6 +23,14 @@ class History(Callback):
         self.epochs: list[dict] = list(epochs or [])
         #: the backend's per-worker counters at the end of the run
         self.worker_stats: pd.DataFrame | None = None
+        #: running sums of an epoch interrupted part-way (``EpochBatches.totals``), kept in
+        #: checkpoints so that the resumed epoch's record covers all of its batches
+        self.partial_epoch: dict | None = None
+
+    def pop_partial_epoch(self) -> dict | None:
+        """The sums of the interrupted epoch, once (then forgotten)."""
+        partial, self.partial_epoch = self.partial_epoch, None
+        return partial
 
     @property
     def history(self) -> dict[str, list]:

@@ -5,6 +5,11 @@
 and beside it ``model.json``, the same architecture for people to read. Both are
 written atomically (temporary file in the same folder, then ``os.replace``), so a
 crash never leaves a half-written file under the final name.
+
+Loading trusts nothing in the file: the architecture is parsed and checked first, then
+every array's shape and type is read from its ``.npy`` header and compared with what
+the architecture needs, and only then is anything allocated or read. A file that
+declares a huge network but holds small arrays costs a few kilobytes to refuse.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import numpy as np
 from .data import Normaliser
 from .files import atomic_write
 from .graph import Model
+from .layout import ParameterLayout
 
 FORMAT = "nodenet-model-1"
+MAX_TEXT_CHARS = 10_000_000  # the JSON entries (architecture, checkpoint progress)
 
 
 class ModelFileError(ValueError):
@@ -33,21 +40,117 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every array of an ``.npz`` with ``allow_pickle=False``; raises
-    :class:`ModelFileError` naming the file when it is missing or unreadable."""
+    """Read every array of a model or checkpoint ``.npz`` (``allow_pickle=False``) once
+    each entry's header fits the architecture the file declares (see the module
+    docstring); raises :class:`ModelFileError` naming the file and the entry."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     try:
+        headers = read_headers(path)
         with np.load(path, allow_pickle=False) as npz:
+            if "architecture" in headers:
+                _check_text(path, "architecture", headers["architecture"])
+                expected = expected_headers(parse_architecture(npz["architecture"], path))
+                for name, (shape, dtype) in headers.items():
+                    _check_entry(path, name, shape, dtype, expected)
             return {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
         raise ModelFileError(f"{path}: not a readable .npz file ({exc})") from exc
+
+
+def read_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{entry: (shape, dtype)}`` of every array in an ``.npz``, from the ``.npy``
+    headers alone (no array data is read)."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ModelFileError(f"{path}: {info.filename}: unsupported .npy {version}")
+            headers[info.filename.removesuffix(".npy")] = (tuple(shape), np.dtype(dtype))
+    return headers
+
+
+def parse_architecture(entry: np.ndarray, path: str | os.PathLike) -> dict:
+    """The architecture JSON as a dict with the fields a model needs, each checked;
+    :class:`ModelFileError` names the field that is wrong."""
+    try:
+        description = json.loads(str(entry))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: the architecture is not valid JSON ({exc})") from exc
+    if not isinstance(description, dict):
+        raise ModelFileError(
+            f"{path}: the architecture must be a JSON object, got {type(description).__name__}"
+        )
+    if description.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: unknown format {description.get('format')!r}")
+    if description.get("dtype") not in ("float32", "float64"):
+        raise ModelFileError(f"{path}: field 'dtype' must be float32 or float64")
+    try:
+        Model.from_config(description)  # checks input_size, loss, every layer
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: invalid architecture ({exc})") from exc
+    return description
+
+
+def expected_headers(description: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+    """What each entry of a file with this architecture must look like: shape and dtype
+    kind (``"f"`` float of the model's dtype, ``"U"`` text). Checkpoint entries
+    (``opt_0_*``, ``callback_*``, ...) follow the flat weights or biases."""
+    sizes = [int(description["input_size"])] + [int(s["size"]) for s in description["layers"]]
+    layout = ParameterLayout(sizes)
+    dtype = description["dtype"]
+    w, b = ((layout.n_weights,), dtype), ((layout.n_biases,), dtype)
+    return {
+        "weights": w,
+        "biases": b,
+        "normaliser_mean": ((sizes[0],), "float32"),
+        "normaliser_std": ((sizes[0],), "float32"),
+        "opt_0_": w,
+        "opt_1_": b,
+        "callback_": w,  # or biases (see _check_entry)
+    }
+
+
+def _check_entry(path, name: str, shape, dtype: np.dtype, expected: dict) -> None:
+    if name in ("architecture", "progress", "normaliser_kind"):
+        _check_text(path, name, (shape, dtype))
+        return
+    if name == "opt_t":
+        if shape != () or dtype.kind not in "iu":
+            raise ModelFileError(f"{path}: entry 'opt_t' must be one integer")
+        return
+    key = next((k for k in expected if name == k or (k.endswith("_") and name.startswith(k))), None)
+    if key is None:
+        raise ModelFileError(f"{path}: unexpected entry {name!r}")
+    allowed = [expected[key]] + ([expected["biases"]] if key == "callback_" else [])
+    if (shape, dtype.name) not in [(s, np.dtype(d).name) for s, d in allowed]:
+        wanted = " or ".join(f"{d} {s}" for s, d in allowed)
+        raise ModelFileError(
+            f"{path}: entry {name!r} is {dtype} {shape}, but the architecture needs {wanted}"
+        )
+
+
+def _check_text(path, name: str, header) -> None:
+    shape, dtype = header
+    if shape != () or dtype.kind != "U" or dtype.itemsize // 4 > MAX_TEXT_CHARS:
+        raise ModelFileError(f"{path}: entry {name!r} must be a JSON text of bounded size")
 
 
 def model_arrays(model: Model, metadata: dict | None = None) -> dict[str, np.ndarray]:
     """Everything that describes ``model`` as plain arrays: ``weights``, ``biases``, the
     architecture as a JSON string and the normaliser's statistics."""
+    for name, flat in (("weights", model.weights), ("biases", model.biases)):
+        if not np.isfinite(flat).all():
+            raise ValueError(f"refusing to save a model whose {name} hold NaN or infinity")
     description = {"format": FORMAT, "dtype": str(model.dtype), **model.config()}
     if metadata:
         description["metadata"] = metadata
@@ -64,19 +167,18 @@ def model_arrays(model: Model, metadata: dict | None = None) -> dict[str, np.nda
 def model_from_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) -> Model:
     """Rebuild the model that :func:`model_arrays` described; ``path`` names the file
     in errors (:class:`ModelFileError`)."""
-    try:
-        description = json.loads(str(arrays["architecture"]))
-        if description.get("format") != FORMAT:
-            raise ModelFileError(f"{path}: unknown format {description.get('format')!r}")
-        model = Model.from_config(description)
-        model.construct(seed=None, dtype=np.dtype(description["dtype"]))
-        weights, biases = arrays["weights"], arrays["biases"]
-    except KeyError as exc:
-        raise ModelFileError(f"{path}: missing entry {exc}") from exc
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"{path}: invalid architecture ({exc})") from exc
+    missing = {"architecture", "weights", "biases"} - set(arrays)
+    if missing:
+        raise ModelFileError(f"{path}: missing entry {', '.join(sorted(missing))}")
+    description = parse_architecture(arrays["architecture"], path)
+    model = Model.from_config(description)
+    if ParameterLayout(model.sizes).size != arrays["weights"].size + arrays["biases"].size:
+        raise ModelFileError(
+            f"{path}: weights {arrays['weights'].shape} and biases {arrays['biases'].shape} "
+            f"do not fit the architecture {model.sizes}"
+        )
+    model.construct(seed=None, dtype=np.dtype(description["dtype"]))
+    weights, biases = arrays["weights"], arrays["biases"]
     for name, value, expected in (
         ("weights", weights, model.weights),
         ("biases", biases, model.biases),

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from .backend import Backend, BackendFactory, get_backend
 from .batches import EpochBatches
-from .callbacks import Callback, CallbackList, ProgressBar
+from .callbacks import Callback, CallbackList, ProgressBar, TerminateOnNaN
 from .checks import require_int
 from .data.split import train_validation_split
 from .graph import Model
 from .history import History
 from .optimizers import Optimizer, get_optimizer
+from .signals import DeferredSignals
 
 
 def fit(
@@ -60,8 +59,11 @@ def fit(
     and history) continues exactly as if never stopped.
 
     When the optimizer averages the parameters, validation measures the average and the
-    model ends with it. Ctrl-C (in the main thread) ends training after the steps in
-    flight: callbacks get ``on_interrupt`` and ``KeyboardInterrupt`` is raised.
+    model ends with it. A non-finite loss raises :class:`~nodenet.callbacks.
+    DivergenceError` (:class:`~nodenet.callbacks.TerminateOnNaN` is always among the
+    callbacks). Ctrl-C, SIGTERM or SIGHUP (in the main thread) end training after the
+    steps in flight: callbacks get ``on_interrupt`` (a checkpoint is written, shielded
+    from a second signal) and :class:`~nodenet.signals.Interrupted` is raised.
     """
     _check_settings(epochs, batch_size, workers, validate_every, initial_epoch, initial_batch)
     optimizer = _optimizer(optimizer, lr)
@@ -76,12 +78,15 @@ def fit(
         "seed": seed,
     }
     extra = [ProgressBar()] if progress else []
+    if not any(isinstance(c, TerminateOnNaN) for c in callbacks):
+        extra.append(TerminateOnNaN())
     hooks = CallbackList([history, *callbacks, *extra], model, params)
     model.optimizer, model.history, model.callbacks = optimizer, history, hooks.callbacks
     model.stop_training = False
     open_backend = _backend_factory(backend, workers)
+    steps = 0  # run by this call
     with (
-        _DeferredInterrupt() as interrupt,
+        DeferredSignals() as signals,
         open_backend(
             model, x, t, optimizer=optimizer, workers=workers, chunk=chunk, seed=seed
         ) as engine,
@@ -98,8 +103,9 @@ def fit(
                 first,
                 ahead=1 if hooks.need_model_after_batch else engine.ahead,
                 pause_every=validate_every,
-                halt=lambda: interrupt.requested or model.stop_training,
+                halt=lambda: signals.requested or model.stop_training,
                 before_step=hooks.on_train_batch_begin,
+                carried=history.pop_partial_epoch() if first else None,
             )
             hooks.on_epoch_begin(epoch, {"first_batch": first})
             logs = {}
@@ -107,17 +113,14 @@ def fit(
                 if validate_every and (b + 1) % validate_every == 0:
                     logs.update(_validate(model, engine, valid_idx))
                 hooks.on_train_batch_end(b, logs)
-            if interrupt.requested and not batches.finished:
-                _stop(hooks, epoch, batches.done)
-            summary = batches.summary()
-            summary.update(
-                {k: logs[k] for k in ("val_loss", "val_accuracy")}
-                if "val_loss" in logs
-                else _validate(model, engine, valid_idx)
-            )
-            hooks.on_epoch_end(epoch, summary)
-            if interrupt.requested:  # after the last batch: the epoch is complete
-                _stop(hooks, epoch + 1, 0)
+            steps += batches.done - first
+            if signals.requested and not batches.finished:
+                history.partial_epoch = batches.totals()
+                _stop(hooks, signals, epoch, batches.done, steps)
+            logs = {**batches.summary(), **_validation_of(logs, model, engine, valid_idx)}
+            hooks.on_epoch_end(epoch, logs)
+            if signals.requested:  # after the last batch: the epoch is complete
+                _stop(hooks, signals, epoch + 1, 0, steps)
             if model.stop_training:
                 break
         history.worker_stats = engine.stats()
@@ -143,6 +146,13 @@ def averaged_weights(model: Model, optimizer: Optimizer) -> Iterator[None]:
         model.weights[...], model.biases[...] = iterate
 
 
+def _validation_of(logs: dict, model: Model, engine: Backend, rows: np.ndarray) -> dict:
+    """The epoch's validation: the last batch's if it validated, else measured now."""
+    if "val_loss" in logs:
+        return {"val_loss": logs["val_loss"], "val_accuracy": logs["val_accuracy"]}
+    return _validate(model, engine, rows)
+
+
 def _validate(model: Model, engine: Backend, rows: np.ndarray) -> dict:
     """``val_loss`` and ``val_accuracy`` of ``rows`` (NaN when there are none)."""
     if len(rows) == 0:
@@ -152,10 +162,11 @@ def _validate(model: Model, engine: Backend, rows: np.ndarray) -> dict:
     return {"val_loss": loss / len(rows), "val_accuracy": correct / len(rows)}
 
 
-def _stop(hooks: CallbackList, epoch: int, batch: int) -> None:
-    """Tell the callbacks where training stopped, then raise ``KeyboardInterrupt``."""
-    hooks.on_interrupt(epoch, {"batch": batch})
-    raise KeyboardInterrupt
+def _stop(hooks: CallbackList, signals: DeferredSignals, epoch: int, batch: int, steps: int):
+    """Tell the callbacks where training stopped (``steps``: steps run by this ``fit``),
+    shielded from further signals, then raise :class:`~nodenet.signals.Interrupted`."""
+    with signals.shield():
+        hooks.on_interrupt(epoch, {"batch": batch, "steps": steps})
 
 
 def _optimizer(optimizer: str | Optimizer, lr: float | None) -> Optimizer:
@@ -201,26 +212,3 @@ def _check_settings(epochs, batch_size, workers, validate_every, initial_epoch, 
     require_int("initial_batch", initial_batch, 0)
     if validate_every is not None:
         require_int("validate_every", validate_every, 1)
-
-
-class _DeferredInterrupt:
-    """While active (main thread only), the first SIGINT only sets ``requested``; the
-    training loop checks it between batches. A second SIGINT raises at once."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)

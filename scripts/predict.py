@@ -11,7 +11,7 @@ confusion.csv and confusion.png, into --out (default: the CSV's folder).
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from nodenet.data import DataError, read_csv
-from nodenet.files import atomic_write
+from nodenet.files import atomic_write, write_json
 from nodenet.io import ModelFileError, load
 from nodenet.predict import apply_threshold, confusion_matrix, evaluate, predict_proba
 
@@ -48,11 +48,14 @@ def _threshold(text: str) -> str | float | None:
     if text in ("argmax", "none"):
         return text
     try:
-        return float(text)
+        cut = float(text)
     except ValueError:
+        cut = math.nan
+    if not 0 <= cut <= 1:
         raise ValueError(
-            f"--threshold must be 'argmax', 'none' or a number, got {text!r}"
-        ) from None
+            f"--threshold must be 'argmax', 'none' or a number in [0, 1], got {text!r}"
+        )
+    return cut
 
 
 def predictions_frame(proba: np.ndarray, threshold, y: np.ndarray | None) -> pd.DataFrame:
@@ -85,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path(args.csv).resolve().parent
+    try:
+        return write_outputs(args, model, data, threshold, out)
+    except OSError as exc:  # FileWriteError names the file and the free space
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def write_outputs(args, model, data, threshold, out: Path) -> int:
+    """Predict, write predictions.csv (and with labels confusion.csv, confusion.png and
+    evaluation.json) into ``out``, print a summary; returns the exit code."""
     proba = predict_proba(model, data.x)
     frame = predictions_frame(proba, threshold, data.y)
     text = frame.to_csv(index=False, float_format="%.6g").encode()
@@ -98,11 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(matrix, index=pd.Index(labels, name="true"), columns=labels)
     text = table.to_csv().encode()
     atomic_write(out / "confusion.csv", lambda f: f.write(text))
-    summary = json.dumps(
-        {"loss": result["loss"], "accuracy": result["accuracy"], "samples": result["samples"]},
-        indent=2,
-    ).encode()
-    atomic_write(out / "evaluation.json", lambda f: f.write(summary))
+    summary = {"loss": result["loss"], "accuracy": result["accuracy"], "samples": result["samples"]}
+    write_json(out / "evaluation.json", summary)
     if not args.no_plot:
         from nodenet.plots import plot_confusion
 

@@ -11,8 +11,9 @@ checkpoint.npz. Ctrl-C saves a checkpoint, stops the workers and exits.
 from __future__ import annotations
 
 import argparse
-import json
+import copy
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from stopwatch import Stopwatch
 
 from nodenet import Layer, Model, fit
 from nodenet.activations import ACTIVATIONS
-from nodenet.callbacks import EpochLines
+from nodenet.callbacks import DivergenceError, EpochLines
 from nodenet.checkpoint import Checkpoint, load_checkpoint
+from nodenet.checks import require_int, require_number
 from nodenet.data import (
     DataError,
     Normaliser,
@@ -30,13 +32,14 @@ from nodenet.data import (
     load_mnist,
     train_validation_split,
 )
-from nodenet.files import atomic_write
+from nodenet.files import FileWriteError, check_writable, write_json
 from nodenet.io import ModelFileError, save
 from nodenet.optimizers import OPTIMIZERS, get_optimizer, optimizer_settings
 from nodenet.predict import evaluate
 
 #: settings that define the run; --resume takes them from the checkpoint
 RUN_SETTINGS = (
+    "epochs",
     "hidden",
     "activation",
     "batch_size",
@@ -57,10 +60,28 @@ RUN_SETTINGS = (
     "dtype",
     "seed",
 )
+#: run settings that a resumed run may change (they do not change its past)
+CHANGEABLE = ("epochs", "validate_every")
+
+
+def checked(convert, *bounds, **options):
+    """An argparse ``type``: ``convert(text)`` checked by ``require_int`` (for ``int``)
+    or ``require_number``, so a bad flag gets a one-line message naming it."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+            if convert is int:
+                return require_int("value", value, *bounds)
+            return require_number("value", value, *bounds, **options)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace("value must", "must")) from None
+
+    return parse
 
 
 def std_floor(text: str) -> float | str:
-    """``--std-floor``: ``pooled`` or a number >= 0 (checked by the Normaliser's rule)."""
+    """``--std-floor``: ``pooled`` or a finite number >= 0 (the Normaliser's rule)."""
     try:
         return check_std_floor(text)
     except ValueError as exc:
@@ -76,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     net = p.add_argument_group("network")
     net.add_argument(
         "--hidden",
-        type=int,
+        type=checked(int, 1),
         nargs="+",
         default=[128, 64],
         metavar="N",
@@ -102,10 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=5, help="passes over the training split")
-    opt.add_argument("--batch-size", type=int, default=128, help="samples per optimizer step")
+    opt.add_argument(
+        "--epochs", type=checked(int, 1), default=5, help="passes over the training split"
+    )
+    opt.add_argument(
+        "--batch-size", type=checked(int, 1), default=128, help="samples per optimizer step"
+    )
     opt.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS), help="update rule")
-    opt.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    opt.add_argument(
+        "--lr", type=checked(float, 0, open_low=True), default=1e-3, help="learning rate"
+    )
     opt.add_argument("--momentum", type=float, default=0.9, help="momentum / nesterov")
     opt.add_argument("--rho", type=float, default=0.9, help="rmsprop: decay of the squares")
     opt.add_argument("--beta1", type=float, default=0.9, help="adam / adamw")
@@ -123,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         "last 1/(1-DECAY) steps), validate and save it; 0: the last iterate",
     )
     opt.add_argument(
-        "--seed", type=int, default=0, help="seed of the initialisation, split and shuffles"
+        "--seed",
+        type=checked(int, 0),
+        default=0,
+        help="seed of the initialisation, split and shuffles",
     )
 
     data = p.add_argument_group("data")
@@ -135,13 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--download", action="store_true", help="fetch MNIST if missing")
     data.add_argument(
         "--valid-fraction",
-        type=float,
+        type=checked(float, 0, 1),
         default=0.2,
         help="share of the training images held out for validation",
     )
     data.add_argument(
         "--validate-every",
-        type=int,
+        type=checked(int, 1),
         default=None,
         metavar="BATCHES",
         help="validate every this many batches (default: once per epoch)",
@@ -164,20 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("execution and output")
     run.add_argument(
         "--workers",
-        type=int,
+        type=checked(int, 0),
         default=os.cpu_count() or 1,
         help="worker processes (0: train in this process)",
     )
     run.add_argument(
         "--chunk",
-        type=int,
+        type=checked(int, 1),
         default=None,
         help="samples per worker task (default: batch split evenly)",
     )
     run.add_argument("--out", default="runs/mnist", help="output folder")
     run.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=checked(int, 1),
         default=1,
         metavar="EPOCHS",
         help="write checkpoint.npz every this many epochs (and on Ctrl-C)",
@@ -193,26 +223,71 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resume_settings(args: argparse.Namespace, given: dict, stored: dict) -> list[str]:
+    """Take the run's settings from its checkpoint (``stored``) into ``args``. A flag
+    given now (``given``) that differs from a stored setting is applied when the run
+    can change it (:data:`CHANGEABLE`), and reported; otherwise ``ValueError``."""
+    notes = []
+    for key in RUN_SETTINGS:
+        if key not in stored:  # a setting added since keeps its value
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key in given and given[key] != stored[key]:
+            if key not in CHANGEABLE:
+                raise ValueError(
+                    f"{flag} {given[key]} contradicts the run being resumed ({stored[key]}); "
+                    f"a resumed run keeps it (start a new run with another --out instead)"
+                )
+            notes.append(f"{flag} {given[key]} (the run had {stored[key]})")
+        else:
+            setattr(args, key, stored[key])
+    return notes
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args, given_flags(parser, argv))
+    except KeyboardInterrupt as exc:  # outside fit: before or after training
+        print("\ninterrupted", file=sys.stderr)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict:
+    """The settings given on the command line (not left at their defaults)."""
+    explicit = copy.deepcopy(parser)
+    for action in explicit._actions:  # argparse has no public way to list its actions
+        action.default = argparse.SUPPRESS
+    return vars(explicit.parse_args(argv))
+
+
+def run(args: argparse.Namespace, given: dict) -> int:
+    """Train (or resume) the run ``args`` describes; returns the exit code."""
     state = None
     if args.resume:
         try:
             state = load_checkpoint(args.resume)
-        except ModelFileError as exc:
+            notes = resume_settings(args, given, state.settings)
+        except (ModelFileError, ValueError) as exc:
             print(f"error: cannot resume: {exc}", file=sys.stderr)
             return 2
-        for key in RUN_SETTINGS:
-            if key in state.settings:  # a setting added since keeps its default
-                setattr(args, key, state.settings[key])
-        if args.out == build_parser().get_default("out"):
+        if "out" not in given:
             args.out = args.resume
+        if state.epoch >= args.epochs:
+            print(
+                f"the run in {args.resume} is complete ({state.epoch} of {args.epochs} epochs); "
+                "give --epochs N to train it further"
+            )
+            return 0
+        for note in notes:
+            print(f"resuming with {note}")
     settings = {key: getattr(args, key) for key in RUN_SETTINGS}
     out = Path(args.out)
-
     try:
+        check_writable(out)
         train, test = load_mnist(args.data_dir, download=args.download)
-    except DataError as exc:
+    except (DataError, FileWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if state is None:  # statistics of the training split only
@@ -235,11 +310,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model, optimizer, history = state.model, state.optimizer, state.history
             first_epoch, first_batch = state.epoch, state.batch
-            if first_epoch >= args.epochs:
-                print(
-                    f"the checkpoint has {first_epoch} epochs already; ask for more with --epochs"
-                )
-                return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -272,13 +342,20 @@ def main(argv: list[str] | None = None) -> int:
             history=history,
             progress=not args.quiet,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
         print(
-            f"\ninterrupted: checkpoint saved to {checkpoint.path}; continue with --resume {out}",
+            f"\n{signal.Signals(signum).name}: {interrupt_message(checkpoint, out)}",
             file=sys.stderr,
         )
-        return 130
-    except (ValueError, RuntimeError) as exc:
+        return 128 + signum
+    except DivergenceError as exc:
+        kept = (
+            f"; the last good checkpoint is {checkpoint.path}" if checkpoint.path.exists() else ""
+        )
+        print(f"error: {exc}{kept}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     watch.stop()
@@ -296,19 +373,33 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "settings": settings,
     }
-    save(model, out / "model.npz", metadata={"settings": settings})
-    history.to_csv(out / "history.csv")
-    text = json.dumps(metrics, indent=2).encode()
-    atomic_write(out / "metrics.json", lambda f: f.write(text))
-    if not args.no_plot:
-        from nodenet.plots import plot_history
+    try:
+        save(model, out / "model.npz", metadata={"settings": settings})
+        history.to_csv(out / "history.csv")
+        write_json(out / "metrics.json", metrics)
+        if not args.no_plot:
+            from nodenet.plots import plot_history
 
-        plot_history(history, out / "training.png", title=repr(model))
+            plot_history(history, out / "training.png", title=repr(model))
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(
         f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
         f"({metrics['training_seconds']:.1f} s training) -> {out}/"
     )
     return 0
+
+
+def interrupt_message(checkpoint: Checkpoint, out: Path) -> str:
+    """What an interrupted run tells its user: only what was really saved."""
+    if checkpoint.saved is None:
+        return "stopped before any training step; nothing new to save" + (
+            f" (the checkpoint in {out} is unchanged)" if checkpoint.path.exists() else ""
+        )
+    epoch, batch = checkpoint.saved
+    where = f"epoch {epoch + 1}, batch {batch}" if batch else f"the end of epoch {epoch}"
+    return f"checkpoint of {where} saved to {checkpoint.path}; continue with --resume {out}"
 
 
 if __name__ == "__main__":

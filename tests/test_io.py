@@ -66,7 +66,10 @@ def test_mismatched_architecture_raises(tmp_path, model):
         arrays = dict(npz)
     arrays["weights"] = arrays["weights"][:-5]
     np.savez(path, **arrays)
-    with pytest.raises(ModelFileError, match="weights has shape"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"entry 'weights' is float32 \(331,\), but the architecture needs float32 \(336,\)",
+    ):
         io.load(path)
     arrays["weights"] = np.full(model.weights.shape, np.nan, dtype=np.float32)
     np.savez(path, **arrays)
@@ -88,7 +91,90 @@ def test_write_is_atomic(tmp_path, model, monkeypatch):
 
     model.weights += 1
     monkeypatch.setattr(np, "savez", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match=r"cannot write .*m\.npz: disk full"):
         io.save(model, path)
     assert path.read_bytes() == before  # the old file is intact
     assert sorted(os.listdir(tmp_path)) == ["m.json", "m.npz"]  # no temporary left behind
+
+
+def _tampered(tmp_path, model, **changes):
+    """A saved model file with entries replaced by ``changes``."""
+    path = io.save(model, tmp_path / "m.npz")
+    arrays = io.load_arrays(path)
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return path
+
+
+def _architecture(model, **fields):
+    description = json.loads(str(io.model_arrays(model)["architecture"]))
+    return np.array(json.dumps({**description, **fields}))
+
+
+def test_a_file_declaring_a_huge_network_is_refused_before_allocating(tmp_path, model):
+    """200,000 hidden units declared, small arrays stored: refused from the headers."""
+    import time
+    import tracemalloc
+
+    layers = [
+        {"size": 200_000, "activation": {"name": "tanh"}},
+        {"size": 4, "activation": "softmax"},
+    ]
+    path = _tampered(tmp_path, model, architecture=_architecture(model, layers=layers))
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"entry 'weights' is float32 \(\d+,\), but the"):
+        io.load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20 and time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    "architecture, message",
+    [
+        ("[1, 2, 3]", "must be a JSON object, got list"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ('{"format": "nodenet-model-1", "dtype": "float16"}', "field 'dtype'"),
+        (None, "invalid architecture"),
+    ],
+    ids=["list", "deeply-nested", "dtype", "layers-not-a-list"],
+)
+def test_broken_architectures_get_one_line_errors(tmp_path, model, architecture, message):
+    text = _architecture(model, layers="many") if architecture is None else np.array(architecture)
+    with pytest.raises(ModelFileError, match=message):
+        io.load(_tampered(tmp_path, model, architecture=text))
+
+
+def test_arrays_of_the_wrong_type_or_unknown_entries_are_refused(tmp_path, model):
+    as_text = np.array(["1.0"] * model.weights.size)
+    with pytest.raises(ModelFileError, match=r"entry 'weights' is <U3"):
+        io.load(_tampered(tmp_path, model, weights=as_text))
+    with pytest.raises(ModelFileError, match="unexpected entry 'payload'"):
+        io.load(_tampered(tmp_path, model, payload=np.zeros(10)))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("mean", np.nan, "normaliser mean is NaN or infinite"),
+        ("std", np.inf, "normaliser std is NaN or infinite"),
+        ("std", 0.0, "std must be positive"),
+    ],
+)
+def test_normaliser_statistics_must_be_finite_with_positive_std(
+    tmp_path, model, field, value, message
+):
+    stats = model.normaliser.to_arrays()[field].copy()
+    stats[3] = value
+    with pytest.raises(ModelFileError, match=message):
+        io.load(_tampered(tmp_path, model, **{f"normaliser_{field}": stats}))
+
+
+def test_non_finite_parameters_are_never_saved(tmp_path, model):
+    path = io.save(model, tmp_path / "m.npz")
+    before = path.read_bytes()
+    model.biases[0] = np.nan
+    with pytest.raises(ValueError, match="biases hold NaN"):
+        io.save(model, path)
+    assert path.read_bytes() == before

@@ -85,7 +85,7 @@ def test_help_lists_every_flag():
     ):
         assert flag in out, flag
     bad = run("train_mnist.py", "--std-floor", "wide")
-    assert bad.returncode == 2 and "expected 'pooled' or a number >= 0" in bad.stderr
+    assert bad.returncode == 2 and "expected 'pooled' or a finite number >= 0" in bad.stderr
 
 
 def test_training_writes_model_history_metrics_and_plot(trained):

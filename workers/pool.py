@@ -15,6 +15,7 @@ results in order, exactly as if the steps had been sent singly.
 from __future__ import annotations
 
 import collections
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -32,8 +33,14 @@ from . import worker
 from .counters import COUNTERS, stats_frame
 from .processes import WorkerError, check_alive, start_processes, stop_processes
 from .protocol import StepProtocol
-from .shared import SharedArrays, share_optimizer_state, share_training_arrays
+from .shared import (
+    SharedArrays,
+    remove_stale_blocks,
+    share_optimizer_state,
+    share_training_arrays,
+)
 
+LOG = logging.getLogger("nodenet.workers")
 AHEAD = 2  # training steps in flight (see WorkerPool.submit)
 START_TIMEOUT_S = 120.0
 
@@ -80,6 +87,22 @@ class WorkerPool:
         if workers > len(x):
             raise ValueError(
                 f"workers ({workers}) must not exceed the number of samples ({len(x)})"
+            )
+        cores = os.cpu_count() or 1
+        if workers > cores:
+            LOG.warning(
+                "%d workers on %d cores: every step waits for the slowest of them; "
+                "use at most %d (a worker per core)",
+                workers,
+                cores,
+                cores,
+            )
+        stale = remove_stale_blocks()
+        if stale:
+            LOG.warning(
+                "removed %d shared-memory blocks left in /dev/shm by nodenet processes "
+                "that no longer exist",
+                len(stale),
             )
         self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
         self.optimizer = optimizer if split_step else None

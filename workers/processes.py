@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -41,13 +40,13 @@ class WorkerError(RuntimeError):
 def start_processes(ctx, target: Callable, args: Sequence[tuple]) -> list:
     """Start one daemon process of ``target`` per argument tuple in ``args``, named
     ``nodenet-worker-<i>``, each with one BLAS thread (:data:`SINGLE_THREAD_ENV`, set
-    before NumPy loads in the child) and with :data:`PARENT_SIGNALS` ignored from its
-    first instruction on (the disposition survives exec), so that a signal during
-    start-up cannot kill a child before its loop ignores them for good."""
+    before NumPy loads in the child). :data:`PARENT_SIGNALS` are blocked while the
+    children start: a child inherits the mask (across exec too), so a signal during its
+    start-up stays pending until its loop has set them to be ignored
+    (:func:`ignore_parent_signals`), and the parent gets its own after the start."""
     saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
     os.environ.update(SINGLE_THREAD_ENV)
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in PARENT_SIGNALS} if in_main else {}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
     processes = []
     try:
         for i, arguments in enumerate(args):
@@ -60,14 +59,21 @@ def start_processes(ctx, target: Callable, args: Sequence[tuple]) -> list:
         stop_processes(processes)
         raise
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
     return processes
+
+
+def ignore_parent_signals() -> None:
+    """In a child: ignore :data:`PARENT_SIGNALS` (the parent decides when it stops),
+    then unblock them (pending ones are dropped)."""
+    for signum in PARENT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
 
 
 def check_alive(processes: Sequence) -> None:

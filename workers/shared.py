@@ -130,6 +130,31 @@ def attach(specs: dict[str, ArraySpec]) -> tuple[dict[str, np.ndarray], list]:
     return arrays, blocks
 
 
+def remove_stale_blocks() -> list[str]:
+    """Unlink the blocks in ``/dev/shm`` of nodenet processes that no longer exist
+    (a process group killed with SIGKILL leaves its blocks for good); returns their
+    names. A block whose pid is alive, or not ours to signal, is left alone."""
+    removed = []
+    for name in leftover_blocks():
+        pid_text = name[len(PREFIX) :].split("_", 1)[0]
+        if not pid_text.isdigit() or _process_exists(int(pid_text)):
+            continue
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.unlink(f"/dev/shm/{name}")
+            removed.append(name)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def leftover_blocks(tag: str = PREFIX) -> list[str]:
     """Names in ``/dev/shm`` starting with ``tag`` (for tests and diagnostics)."""
     try:

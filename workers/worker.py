@@ -34,13 +34,12 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import signal
 import time
 import traceback
 
 from .barrier import POLL_S, SPIN_S, ParentGoneError, StepBarrier
 from .counters import COUNTERS
-from .processes import PARENT_SIGNALS
+from .processes import ignore_parent_signals
 
 
 def _get(q, parent_pid: int):
@@ -170,8 +169,7 @@ class RangeStep:
 
 def main(worker_id, specs, config, dtype, instructions, inputs, outputs, sync_lock, parent_pid):
     """Entry point of worker ``worker_id`` (runs in the child process)."""
-    for signum in PARENT_SIGNALS:  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
-        signal.signal(signum, signal.SIG_IGN)
+    ignore_parent_signals()  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
     blocks = []
     try:
         from nodenet.graph import Model

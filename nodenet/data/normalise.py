@@ -16,8 +16,8 @@ def check_std_floor(value: float | str) -> float | str:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
-    if not number >= 0:
-        raise ValueError(f"std_floor: expected 'pooled' or a number >= 0, got {value!r}")
+    if not (number >= 0 and math.isfinite(number)):
+        raise ValueError(f"std_floor: expected 'pooled' or a finite number >= 0, got {value!r}")
     return number
 
 
@@ -80,9 +80,18 @@ class Normaliser:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], width: int) -> Normaliser:
+        """Rebuild from :meth:`to_arrays`; ``ValueError`` unless ``mean`` and ``std``
+        have ``width`` finite entries and every ``std`` is positive."""
         normaliser = cls(str(arrays["kind"]), arrays["mean"], arrays["std"])
         if normaliser.mean.shape != (width,) or normaliser.std.shape != (width,):
             raise ValueError(f"normaliser statistics do not have {width} columns")
+        for name, values in (("mean", normaliser.mean), ("std", normaliser.std)):
+            bad = np.flatnonzero(~np.isfinite(values))
+            if len(bad):
+                raise ValueError(f"normaliser {name} is NaN or infinite (column {bad[0]})")
+        if (normaliser.std <= 0).any():
+            column = int(np.flatnonzero(normaliser.std <= 0)[0])
+            raise ValueError(f"normaliser std must be positive (column {column} is 0 or less)")
         return normaliser
 
     def __repr__(self) -> str:
