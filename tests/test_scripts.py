@@ -189,7 +189,9 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_that_resumes_exactly(mnist, tmp_pat
     assert straight.returncode == 0, straight.stderr
     proc, _, err = _interrupt(["--out", str(tmp_path / "b"), *common], tmp_path, "epoch 1/3", 0.1)
     assert proc.returncode == 130, err
-    message = [line for line in err.splitlines() if line.startswith("interrupted")]
+    message = [
+        line for line in err.splitlines() if line.startswith("SIGINT: checkpoint of epoch 2")
+    ]
     assert len(message) == 1 and "--resume" in message[0]
     state = load_checkpoint(tmp_path / "b")
     assert state.epoch == 1 and 0 < state.batch < 375  # stopped inside epoch 2

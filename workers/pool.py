@@ -38,6 +38,7 @@ from .shared import (
     remove_stale_blocks,
     share_optimizer_state,
     share_training_arrays,
+    start_resource_tracker,
 )
 
 LOG = logging.getLogger("nodenet.workers")
@@ -109,6 +110,7 @@ class WorkerPool:
         self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
         self._closed = False
+        start_resource_tracker()
         self._shared = SharedArrays()
         try:
             self._setup_arrays(x, t)

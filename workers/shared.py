@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
+import threading
 from dataclasses import dataclass
 from multiprocessing import resource_tracker, shared_memory
 
@@ -107,6 +109,21 @@ def share_optimizer_state(shared: SharedArrays, optimizer) -> None:
             if key in state:
                 block[...] = state[key]
             state[key] = block
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (which unlinks the blocks of a parent
+    that died) so that it survives a closed terminal: it ignores SIGINT and SIGTERM by
+    itself but not SIGHUP, which a hang-up sends to the whole process group. Started
+    with SIGHUP ignored, it keeps ignoring it. Does nothing if it already runs."""
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 def attach(specs: dict[str, ArraySpec]) -> tuple[dict[str, np.ndarray], list]:
