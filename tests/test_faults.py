@@ -52,6 +52,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------ 1. divergence
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
 def test_fit_stops_at_the_first_non_finite_loss(blobs):
     x, y = blobs
     seen = []
