@@ -325,7 +325,8 @@ def test_every_exit_path_joins_workers_and_unlinks_memory(data, exit_with):
 
 
 _ORPHAN_SCRIPT = """
-import os, signal, sys
+import faulthandler, os, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
 import numpy as np
 sys.path.insert(0, {root!r})
 from tests.conftest import mlp
@@ -380,7 +381,14 @@ def test_ctrl_c_in_the_parent_stops_cleanly():
     assert proc.stdout.readline().strip() == "running"
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # show where it hangs, then fail
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"the parent did not exit after Ctrl-C; its stacks:\n{err[-4000:]}")
     assert proc.returncode == 130, err
     assert "interrupted" in out
     pids, blocks = [int(p) for p in header[:2]], header[2:]

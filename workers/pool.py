@@ -14,12 +14,14 @@ results in order, exactly as if the steps had been sent singly.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import math
 import multiprocessing as mp
 import os
 import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -42,6 +44,18 @@ from .shared import (
 )
 
 LOG = logging.getLogger("nodenet.workers")
+_OPEN_POOLS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_pools() -> None:
+    """Close every pool still open at exit. Registered after multiprocessing's own exit
+    handler, so it runs first: that handler would SIGTERM and join the workers, which
+    ignore SIGTERM (it is the parent's to handle), and wait for ever."""
+    for pool in list(_OPEN_POOLS):
+        pool.close()
+
+
 AHEAD = 2  # training steps in flight (see WorkerPool.submit)
 START_TIMEOUT_S = 120.0
 
@@ -111,6 +125,7 @@ class WorkerPool:
         self.processes: list = []
         self._closed = False
         start_resource_tracker()
+        _OPEN_POOLS.add(self)
         self._shared = SharedArrays()
         try:
             self._setup_arrays(x, t)

@@ -88,15 +88,13 @@ def check_alive(processes: Sequence) -> None:
 
 
 def stop_processes(processes: Sequence, grace_s: float = STOP_GRACE_S) -> None:
-    """Join every process within ``grace_s`` in all (they were asked to stop), then
-    terminate, then kill what is left; returns when every one is joined."""
+    """Join every process within ``grace_s`` in all (they were asked to stop), then kill
+    what is left (SIGKILL: the workers ignore SIGTERM); returns when every one is
+    joined."""
     deadline = time.monotonic() + grace_s
     for process in processes:
         process.join(timeout=max(deadline - time.monotonic(), 0.05))
     for process in processes:
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=1.0)
         if process.is_alive():
             process.kill()
             process.join()
