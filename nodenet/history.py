@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .callbacks import Callback
 from .files import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class History(Callback):
@@ -45,12 +47,16 @@ class History(Callback):
 
     def frame(self, level: str = "epoch") -> pd.DataFrame:
         """The ``"epoch"`` or ``"batch"`` records as a DataFrame."""
+        import pandas as pd  # imported when used: worker processes need no pandas
+
         if level not in ("epoch", "batch"):
             raise ValueError(f"level must be 'epoch' or 'batch', got {level!r}")
         return pd.DataFrame(self.epochs if level == "epoch" else self.batches)
 
     def to_csv(self, path) -> None:
         """Both levels in one CSV with a ``level`` column (``batch`` or ``epoch``)."""
+        import pandas as pd
+
         frame = pd.concat(
             [self.frame("batch").assign(level="batch"), self.frame("epoch").assign(level="epoch")],
             ignore_index=True,
@@ -59,6 +65,8 @@ class History(Callback):
 
     @classmethod
     def from_csv(cls, path) -> History:
+        import pandas as pd
+
         frame = pd.read_csv(path)
         split = {
             level: frame[frame["level"] == level].drop(columns="level").dropna(axis=1, how="all")

@@ -16,11 +16,13 @@ The average of the last few hundred steps generalises better than the last itera
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 
 import numpy as np
 
+from . import kernels
 from .checks import require_number
 
 
@@ -51,10 +53,30 @@ class Optimizer:
         self.apply(self.state[1], biases, db, decay=False)
 
     def step_mean(self, weights, biases, dW, db, n: int) -> None:
-        """One step from gradients *summed* over ``n`` samples (divided here, in place)."""
-        dW /= n
-        db /= n
-        self.step(weights, biases, dW, db)
+        """One step from gradients *summed* over ``n`` samples (``dW`` and ``db`` may be
+        used as work space)."""
+        self.t += 1
+        self.apply_sum(self.state[0], weights, dW[None], n, decay=True)
+        self.apply_sum(self.state[1], biases, db[None], n, decay=False)
+
+    def apply_sum(
+        self, state, p: np.ndarray, slots: np.ndarray, n: int, decay: bool, offset: int = 0
+    ) -> None:
+        """:meth:`apply` with the gradient ``slots[:, offset : offset + len(p)].sum(0) / n``:
+        ``slots`` (W, >= offset + len(p)) holds gradients summed over ``n`` samples in all,
+        a worker's slot per row (``slots[0]`` may be used as work space when W is 1)."""
+        g = self.slot_sum(slots, offset, p)
+        g /= n
+        self.apply(state, p, g, decay)
+
+    def slot_sum(self, slots: np.ndarray, offset: int, like: np.ndarray) -> np.ndarray:
+        """``slots[:, offset : offset + len(like)]`` summed over the rows: the row itself
+        when there is one, else written into a work array of its own (rows added in
+        order; the update rules use :meth:`scratch`)."""
+        g = slots[:, offset : offset + like.size]
+        if len(g) == 1:
+            return g[0]
+        return np.sum(g, axis=0, out=self.scratch(like, "_sum_scratch"))
 
     def apply(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, decay: bool):
         """Update ``p`` (a whole flat array or any slice of one, with ``state`` sliced
@@ -93,12 +115,13 @@ class Optimizer:
             state[key] = np.zeros_like(like)
         return state[key]
 
-    def scratch(self, like: np.ndarray) -> np.ndarray:
+    def scratch(self, like: np.ndarray, name: str = "_scratch") -> np.ndarray:
         """A work array shaped like ``like``, reused across steps (never saved): the
         updates below run in place, with no temporaries and no float64 promotion."""
-        buf = getattr(self, "_scratch", None)
+        buf = getattr(self, name, None)
         if buf is None or buf.size < like.size or buf.dtype != like.dtype:
-            buf = self._scratch = np.empty(like.size, dtype=like.dtype)
+            buf = np.empty(like.size, dtype=like.dtype)
+            setattr(self, name, buf)
         return buf[: like.size].reshape(like.shape)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -249,6 +272,38 @@ class Adam(Optimizer):
             p, m, v, self.lr * correction / (1 - self.beta1**self.t), self.eps * correction, tmp
         )
 
+    def apply_sum(self, state, p, slots, n, decay, offset=0):
+        if not kernels.available or not p.flags.c_contiguous:
+            super().apply_sum(state, p, slots, n, decay, offset)
+            return
+        f = p.dtype.type
+        correction = math.sqrt(1 - self.beta2**self.t)
+        m, v = self.buffer(state, "m", p), self.buffer(state, "v", p)
+        avg = self.buffer(state, "avg", p) if self.average else m  # m: never written
+        l2, keep = self.decay_factors(decay)
+        kernels.adam(
+            p,
+            self.slot_sum(slots, offset, p),
+            m,
+            v,
+            avg,
+            f(n),
+            f(l2),
+            f(keep),
+            f(self.beta1),
+            f(1 - self.beta1),
+            f(self.beta2),
+            f(1 - self.beta2),
+            f(self.lr * correction / (1 - self.beta1**self.t)),
+            f(self.eps * correction),
+            f(self.average),
+            f(1 - self.average if self.average else 0.0),
+        )
+
+    def decay_factors(self, decay: bool) -> tuple[float, float]:
+        """``(l2, keep)``: ``g += l2 * p`` before the rule (L2), ``p *= keep`` (decoupled)."""
+        return (self.weight_decay if decay else 0.0), 1.0
+
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
@@ -265,12 +320,16 @@ class AdamW(Adam):
     def decay_weights(self, p, g):
         p *= 1 - self.lr * self.weight_decay
 
+    def decay_factors(self, decay):
+        return 0.0, (1 - self.lr * self.weight_decay if decay else 1.0)
+
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
     cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSProp, Adagrad, Adam, AdamW)
 }
 
 
+@functools.cache
 def optimizer_settings(name: str) -> tuple[str, ...]:
     """The settings the optimizer ``name`` takes (``("lr", "momentum", ...)``)."""
     parameters = inspect.signature(_optimizer_class(name).__init__).parameters

@@ -8,12 +8,13 @@ shuffle, the resume position and the steps queued on the backend; everything els
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .backend import Backend, BackendFactory, get_backend
+from .backend import Backend, BackendFactory, choose_workers, get_backend
 from .batches import EpochBatches
 from .callbacks import Callback, CallbackList, ProgressBar, TerminateOnNaN
 from .checks import require_int
@@ -22,6 +23,8 @@ from .graph import Model
 from .history import History
 from .optimizers import Optimizer, get_optimizer
 from .signals import DeferredSignals
+
+LOG = logging.getLogger("nodenet")
 
 
 def fit(
@@ -35,7 +38,7 @@ def fit(
     validation: float | tuple[np.ndarray, np.ndarray] = 0.2,
     validate_every: int | None = None,
     backend: str | BackendFactory | None = None,
-    workers: int = 0,
+    workers: int | str = 0,
     chunk: int | None = None,
     seed: int | None = 0,
     callbacks: Sequence[Callback] = (),
@@ -52,7 +55,8 @@ def fit(
     ``validate_every`` a number of batches (``None``: once per epoch). ``backend`` is a
     registered name (``"inprocess"``, ``"pool"``, ...) or a factory; by default
     ``workers=0`` trains in this process and ``workers=N`` in a pool of N processes
-    (``chunk`` samples per task). ``seed`` fixes the split and the shuffles (epoch ``e``
+    (``chunk`` samples per task); ``"auto"`` picks by :func:`~nodenet.backend.
+    choose_workers` and records the choice and why in ``history.params``. ``seed`` fixes the split and the shuffles (epoch ``e``
     shuffles with ``(seed, e)``); ``None`` draws fresh entropy, recorded as
     ``history.params["seed"]`` so the run can be repeated. A run resumed at
     ``initial_epoch`` after ``initial_batch`` batches (with the checkpoint's optimizer
@@ -65,6 +69,11 @@ def fit(
     steps in flight: callbacks get ``on_interrupt`` (a checkpoint is written, shielded
     from a second signal) and :class:`~nodenet.signals.Interrupted` is raised.
     """
+    if workers == "auto" and backend is None:
+        workers, why = choose_workers(model, batch_size)
+        LOG.info(why)
+    else:
+        why = None
     _check_settings(epochs, batch_size, workers, validate_every, initial_epoch, initial_batch)
     optimizer = _optimizer(optimizer, lr)
     seed = int(np.random.SeedSequence().entropy) if seed is None else require_int("seed", seed, 0)
@@ -76,6 +85,8 @@ def fit(
         "samples": len(train_idx),
         "steps": math.ceil(len(train_idx) / batch_size),
         "seed": seed,
+        "workers": workers,
+        "workers_chosen": why,
     }
     extra = [ProgressBar()] if progress else []
     if not any(isinstance(c, TerminateOnNaN) for c in callbacks):

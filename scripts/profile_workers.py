@@ -1,4 +1,4 @@
-"""Profile the worker pool: samples/s, utilisation and queue time per setting.
+"""Profile the worker pool: samples/s, utilisation and a per-step time breakdown.
 
     python scripts/profile_workers.py                         # 1..cores workers
     python scripts/profile_workers.py --batches 128 1024 --chunks auto 32 --hidden 512 512
@@ -97,8 +97,6 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         ("utilisation", "tab:green"),
         ("idle_share", "tab:gray"),
         ("barrier_share", "tab:purple"),
-        ("input_wait_share", "tab:orange"),
-        ("output_put_share", "tab:red"),
     ):
         right.bar(
             labels,

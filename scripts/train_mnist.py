@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import signal
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from stopwatch import Stopwatch
 
 from nodenet import Layer, Model, fit
 from nodenet.activations import ACTIVATIONS
+from nodenet.backend import choose_workers
 from nodenet.callbacks import DivergenceError, EpochLines
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.checks import require_int, require_number
@@ -78,6 +78,11 @@ def checked(convert, *bounds, **options):
             raise argparse.ArgumentTypeError(str(exc).replace("value must", "must")) from None
 
     return parse
+
+
+def workers_flag(text: str) -> int | str:
+    """``--workers``: ``auto`` or an integer >= 0."""
+    return text if text == "auto" else checked(int, 0)(text)
 
 
 def std_floor(text: str) -> float | str:
@@ -194,9 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = p.add_argument_group("execution and output")
     run.add_argument(
         "--workers",
-        type=checked(int, 0),
-        default=os.cpu_count() or 1,
-        help="worker processes (0: train in this process)",
+        type=workers_flag,
+        default="auto",
+        help="worker processes (0: train in this process; auto: the pool only where it is "
+        "faster, by nodenet.backend.choose_workers)",
     )
     run.add_argument(
         "--chunk",
@@ -318,9 +324,12 @@ def run(args: argparse.Namespace, given: dict) -> int:
     callbacks = [checkpoint] if args.quiet else [checkpoint, EpochLines()]
     if state is not None:
         state.restore(callbacks)
+    if args.workers == "auto":
+        args.workers, why = choose_workers(model, args.batch_size)
+    else:
+        why = f"{args.workers} workers" if args.workers else "in this process"
     if not args.quiet:
-        where = f"{args.workers} workers" if args.workers else "in-process"
-        print(f"{model}\n{model.parameter_count:,} parameters, {optimizer!r}, {where}")
+        print(f"{model}\n{model.parameter_count:,} parameters, {optimizer!r}, {why}")
 
     watch = Stopwatch()
     try:

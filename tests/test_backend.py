@@ -100,3 +100,21 @@ def test_no_nodenet_module_names_workers():
     for path in Path(nodenet.__file__).parent.rglob("*.py"):
         text = path.read_text()
         assert "import workers" not in text and "from workers" not in text, path
+
+
+def test_auto_picks_this_process_unless_the_pool_pays(toy):
+    from nodenet.backend import POOL_WORK, choose_workers
+
+    x, y = toy
+    tiny = mlp([6, 3])
+    history = fit(tiny, x, y, epochs=1, workers="auto")
+    assert history.params["workers"] == 0
+    assert "in this process" in history.params["workers_chosen"]
+    wide = mlp([784, 512, 512, 10])  # 669,706 parameters
+    assert choose_workers(wide, 1024, cores=2)[0] == 2
+    assert 1024 * wide.parameter_count >= POOL_WORK > 128 * mlp([784, 128, 64, 10]).parameter_count
+    assert choose_workers(wide, 1024, cores=1) == (
+        0,
+        "auto: in this process (1 core; the pool would not be faster)",
+    )
+    assert choose_workers(mlp([784, 128, 64, 10]), 128, cores=2)[0] == 0

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nodenet import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp, fit
+from nodenet import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp, fit, kernels
 from nodenet.optimizers import get_optimizer, optimizer_settings
 from nodenet.predict import evaluate
 from tests.conftest import mlp
@@ -149,3 +149,37 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="takes no setting 'momentum'"):
         get_optimizer("adam", lr=0.5, momentum=0.3)
     assert optimizer_settings("rmsprop") == ("lr", "rho", "eps", "weight_decay", "average")
+
+
+@pytest.mark.skipif(not kernels.available, reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Adam(lr=1e-2),
+        lambda: Adam(lr=1e-2, weight_decay=0.1, average=0.9),
+        lambda: AdamW(lr=1e-2, weight_decay=0.1, average=0.99),
+    ],
+    ids=["adam", "adam-l2-averaged", "adamw-averaged"],
+)
+def test_the_fused_kernel_equals_the_numpy_rules(monkeypatch, dtype, make):
+    """The numba kernel makes the same float operations as the NumPy rules: the same
+    parameters, state and average, bit for bit, over several steps and 1 or 3 slots."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    for slots in (1, 3):
+        start = rng.normal(size=n).astype(dtype)
+        results = []
+        for use_kernel in (True, False):
+            monkeypatch.setattr(kernels, "available", use_kernel)
+            opt, p = make(), start.copy()
+            grads = np.random.default_rng(1).normal(size=(5, slots, n)).astype(dtype)
+            for g in grads:
+                opt.t += 1
+                opt.apply_sum(opt.state[0], p, g.copy(), 64, decay=True)
+            results.append((p, {k: v.copy() for k, v in opt.state[0].items()}))
+        (p_kernel, s_kernel), (p_numpy, s_numpy) = results
+        np.testing.assert_array_equal(p_kernel, p_numpy)
+        assert set(s_kernel) == set(s_numpy)
+        for key in s_numpy:
+            np.testing.assert_array_equal(s_kernel[key], s_numpy[key], err_msg=key)

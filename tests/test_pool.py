@@ -86,8 +86,7 @@ def test_pool_gradient_equals_in_process(data, dtype, tolerance, workers):
             "tasks",
             "busy_s",
             "idle_s",
-            "input_wait_s",
-            "output_put_s",
+            "barrier_s",
             "samples_per_s",
             "utilisation",
         } <= set(stats.columns)
@@ -110,8 +109,9 @@ def test_pool_sees_the_parents_optimizer_steps(data):
 
 @pytest.mark.parametrize("ahead", [1, 3])
 def test_submitted_steps_equal_steps_taken_one_at_a_time(data, ahead):
-    """Seven steps submitted at once (more than ``ahead``: older rows of ``order`` are
-    reused), an evaluation queued behind them, then the results collected in order."""
+    """Seven steps submitted at once (more than ``ahead``: slots of the ring are reused
+    before their results are collected), an evaluation queued behind them, then the
+    results collected in order."""
     x, y = data
     reference, pooled = (mlp([784, 24, 10], dtype=np.float64, seed=3) for _ in range(2))
     xs, t = reference.check_inputs(x), reference.targets(y)
@@ -137,9 +137,9 @@ def test_submitted_steps_equal_steps_taken_one_at_a_time(data, ahead):
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_many_small_steps_in_flight_stay_in_order(data, workers):
-    """Sixty quick steps, four in flight: a worker that ran into the next step before
-    another had closed this one would take that worker's ``wait`` (and it the next
-    step's tasks), and the weights would drift from the in-process run."""
+    """Sixty quick steps through a ring of four slots, up to eight submitted and not
+    collected: slots are reused while results wait to be collected, workers race from
+    one step into the next, and the weights must still equal the in-process run."""
     x, y = data
     reference, pooled = (mlp([784, 4, 10], dtype=np.float64, seed=5) for _ in range(2))
     xs, t = reference.check_inputs(x), reference.targets(y)
@@ -150,10 +150,10 @@ def test_many_small_steps_in_flight_stay_in_order(data, workers):
     with WorkerPool(pooled, xs, t, workers=workers, chunk=9, optimizer=opt_pool, ahead=4) as pool:
         got = []
         for batch in batches:
-            if len(pool._submitted) == pool.ahead:
+            if len(pool._submitted) == 2 * pool.ahead:  # more than the ring holds
                 got.append(pool.collect())
             pool.submit(batch, opt_pool)
-        got += [pool.collect() for _ in range(pool.ahead)]
+        got += [pool.collect() for _ in range(len(pool._submitted))]
     assert [c for _, c in got] == [c for _, c in expected]
     np.testing.assert_allclose([v for v, _ in got], [v for v, _ in expected], rtol=1e-10)
     np.testing.assert_allclose(pooled.weights, reference.weights, rtol=1e-9, atol=1e-12)
@@ -222,7 +222,7 @@ def test_ctrl_c_with_steps_in_flight_resumes_exactly(data, tmp_path):
         sent = False
 
         def collect(self):
-            if self.step == 7 and not self.sent:
+            if self.step >= 7 and not self.sent:
                 self.sent = True
                 os.kill(os.getpid(), signal.SIGINT)
             return super().collect()
@@ -275,11 +275,12 @@ def test_a_worker_that_raises_gives_worker_error_with_traceback(data):
     with WorkerPool(model, model.check_inputs(x), model.targets(y), workers=2) as pool:
         started = time.monotonic()
         with pytest.raises(WorkerError) as info:
-            pool._run("no-such-task", np.arange(10))
+            pool._result(pool._publish(99, np.arange(10)))
         assert time.monotonic() - started < 5
     assert info.value.worker in (0, 1)
     assert "Traceback" in info.value.worker_traceback
-    assert "unknown task kind 'no-such-task'" in str(info.value)
+    assert "raised ValueError: unknown step kind 99 at step 0 at step 0" in str(info.value)
+    assert all(p.exitcode == 1 for p in pool.processes if p.pid == pool.pids[info.value.worker])
     _assert_clean(pool)
 
 
@@ -470,22 +471,21 @@ def test_split_step_is_the_default_with_an_optimizer(data):
 
 @pytest.mark.timeout(60)
 def test_a_worker_that_raises_inside_a_split_step_frees_the_others(data):
-    """The other workers wait at the barrier for the failed worker's gradient: closing
-    the pool must free them, not wait for the join time-out and kill them."""
+    """One worker's rows are out of range, so it raises while the others wait at the
+    barrier for its gradient: the error names the step, and closing the pool frees the
+    others at once (no 3 s join limit)."""
     x, y = data
     model = mlp([784, 8, 10])
     xs, t = model.check_inputs(x), model.targets(y)
     opt = Adam()
-    with WorkerPool(model, xs, t, workers=3, optimizer=opt) as pool:
+    with WorkerPool(model, xs, t, workers=3, chunk=5, optimizer=opt) as pool:
+        pool.train_step(np.arange(30), opt)
         started = time.monotonic()
-        with pytest.raises(WorkerError):
-            step = pool.protocol.dispatch(
-                [("no-such-task", 0, 5), ("gradient", 5, 10)]
-                + [("update", lo, hi) for lo, hi in pool._update_ranges],
-                np.arange(10),
-                {**opt.config(), "t": 1, "n": 10},
-            )
-            pool.protocol.result(step)
+        rows = np.arange(15)
+        rows[7] = len(xs) + 5  # in worker 1's piece (rows 5..9)
+        with pytest.raises(WorkerError, match=r"worker 1 raised IndexError: .* at step 1") as info:
+            pool.train_step(rows, opt)
         assert time.monotonic() - started < 5
+        assert info.value.worker == 1
     assert time.monotonic() - started < 3  # closing did not wait for the 3 s join limit
     _assert_clean(pool)

@@ -1,7 +1,17 @@
 """The process pool that computes nodenet gradients in parallel (imports nodenet,
-never the reverse)."""
-
-from .pool import WorkerPool
-from .processes import WorkerError
+never the reverse). ``WorkerPool`` and ``WorkerError`` load on first use, so a worker
+process, which imports ``workers.worker``, does not import the parent's side."""
 
 __all__ = ["WorkerError", "WorkerPool"]
+
+
+def __getattr__(name: str):
+    if name == "WorkerPool":
+        from .pool import WorkerPool
+
+        return WorkerPool
+    if name == "WorkerError":
+        from .processes import WorkerError
+
+        return WorkerError
+    raise AttributeError(f"module 'workers' has no attribute {name!r}")

@@ -3,33 +3,27 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-#: what a worker counts and reports with each ``waiting`` message: gradient/evaluation
-#: tasks, samples and seconds; split-step updates and seconds; seconds at the barrier
-#: (waiting for the other workers' gradients); seconds idle (waiting for an instruction)
-#: and blocked on the input and output queues
-COUNTERS = (
-    "tasks",
-    "samples",
-    "busy_s",
-    "updates",
-    "update_s",
-    "barrier_s",
-    "idle_s",
-    "input_wait_s",
-    "output_put_s",
-)
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: what a worker counts, in shared memory (``ring_counters``): pieces of steps computed
+#: (tasks), samples and seconds computing; split-step updates and their seconds;
+#: seconds at the two barriers of a training step (waiting for the other workers);
+#: seconds idle (waiting for the parent to publish the next step)
+COUNTERS = ("tasks", "samples", "busy_s", "updates", "update_s", "barrier_s", "idle_s")
 
 
-def stats_frame(counters: dict[int, dict], workers: int):
-    """A ``pandas.DataFrame``, one row per worker ``0..workers-1`` (zeros for one that
-    has reported nothing): the counters above, samples/s while busy, and utilisation
-    (the share of the worker's time spent computing gradients and updates)."""
+def stats_frame(counters) -> pd.DataFrame:
+    """A ``pandas.DataFrame``, one row per worker, from ``counters`` (workers,
+    len(COUNTERS)): the counters above, samples/s while busy, and utilisation (the
+    share of the worker's time spent computing gradients and updates)."""
     import pandas as pd  # the workers import this module; they need no pandas
 
     rows = []
-    for i in range(workers):
-        c = {"worker": i, **{k: counters.get(i, {}).get(k, 0.0) for k in COUNTERS}}
+    for i, values in enumerate(counters):
+        c = {"worker": i, **dict(zip(COUNTERS, values.tolist(), strict=True))}
         total = sum(c[k] for k in COUNTERS if k.endswith("_s"))
         c["samples_per_s"] = c["samples"] / c["busy_s"] if c["busy_s"] else math.nan
         c["utilisation"] = (c["busy_s"] + c["update_s"]) / total if total else math.nan

@@ -1,15 +1,19 @@
 """``WorkerPool``: N processes computing mini-batch gradients over shared memory.
 
-The queue protocol is in ``workers/protocol.py`` (parent) and ``workers/worker.py``.
+The training data, the model's flat ``weights`` and ``biases``, one gradient slot per
+worker (``grad_w`` / ``grad_b``) and the optimizer's state live in shared memory for the
+life of the pool. The parent hands steps to the workers through a ring of slots in
+shared memory (``workers/ring.py``): it writes a step's row indices and settings into a
+slot and raises the ``published`` count; no message travels per step. In a training
+step every worker computes the gradient of its pieces into its slot, the workers meet
+at a barrier, each applies the optimizer to its own range of the parameters (the split
+step), and they meet again before the next step reads the weights.
 
-Each worker adds its tasks' gradients into its own slot of ``grad_w`` / ``grad_b``; the
-model's flat ``weights`` and ``biases`` (and the optimizer's state) live in shared memory
-for the life of the pool. A *split* training step is one round of messages: the
-gradient tasks, then one ``update`` task per worker, which waits at the shared-memory
-``workers.barrier.StepBarrier`` until every gradient is in and applies the optimizer to
-its range of the parameters. :meth:`WorkerPool.submit` keeps up to ``ahead`` such steps
-in flight (each with its own row of ``order``); :meth:`WorkerPool.collect` returns their
-results in order, exactly as if the steps had been sent singly.
+:meth:`WorkerPool.submit` publishes a step and returns at once (up to ``ahead`` steps in
+flight, one per slot); :meth:`WorkerPool.collect` returns their results in order. The
+parent sleeps while it waits, checking every ``POLL_S`` that the workers are alive and
+reading the output channel, which carries only :class:`~workers.messages.Ready` and
+:class:`~workers.messages.Failed`.
 """
 
 from __future__ import annotations
@@ -17,24 +21,26 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import math
 import multiprocessing as mp
 import os
+import queue
 import time
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from nodenet.checks import require_int
 from nodenet.graph import Model
-from nodenet.optimizers import Optimizer
+from nodenet.optimizers import Optimizer, optimizer_settings
 
 from . import worker
+from .channel import Channel
 from .counters import COUNTERS, stats_frame
+from .messages import Failed, Ready
 from .processes import WorkerError, check_alive, start_processes, stop_processes
-from .protocol import StepProtocol
+from .ring import EVALUATE, GRADIENT, TRAIN, Ring
 from .shared import (
     SharedArrays,
     remove_stale_blocks,
@@ -43,8 +49,15 @@ from .shared import (
     start_resource_tracker,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 LOG = logging.getLogger("nodenet.workers")
 _OPEN_POOLS: weakref.WeakSet = weakref.WeakSet()
+AHEAD = 16  # ring slots: training steps in flight (see WorkerPool.submit)
+POLL_S = 0.02  # how often a waiting parent checks that its workers are alive
+WAIT_S = 0.0005  # how long a waiting parent sleeps between looks at the ring
+START_TIMEOUT_S = 120.0
 
 
 @atexit.register
@@ -54,10 +67,6 @@ def _close_open_pools() -> None:
     ignore SIGTERM (it is the parent's to handle), and wait for ever."""
     for pool in list(_OPEN_POOLS):
         pool.close()
-
-
-AHEAD = 2  # training steps in flight (see WorkerPool.submit)
-START_TIMEOUT_S = 120.0
 
 
 class WorkerPool:
@@ -70,15 +79,15 @@ class WorkerPool:
     x : (n, N_0) inputs.
     y : (n,) class labels or (n, N_L) targets.
     workers : number of processes, 1 <= workers <= n.
-    chunk : samples per task; ``None`` splits each batch evenly across the workers.
+    chunk : rows per piece of a step; ``None`` splits each step evenly across the
+        workers. Piece ``j`` goes to worker ``j % workers``.
     start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
     optimizer : the optimizer :meth:`train_step` will use. Its state arrays then live in
         shared memory too, so the workers can split the step between them.
     split_step : with an ``optimizer``, step it inside the workers (default): each
-        updates a range of the parameters, in the same round of messages as the
-        gradients. ``False``: the parent sums the slots and steps while workers idle.
-    ahead : how many training steps :meth:`submit` keeps in flight; the workers run
-        them back to back, meeting at the barrier between them.
+        updates a range of the parameters. ``False``: the parent sums the slots and
+        steps while the workers idle.
+    ahead : slots of the ring: how many steps :meth:`submit` keeps in flight.
     """
 
     def __init__(
@@ -123,6 +132,9 @@ class WorkerPool:
         self.optimizer = optimizer if split_step else None
         self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
+        self.published = 0  # steps written into the ring
+        self._kept: dict[int, tuple[float, float]] = {}  # results saved from reused slots
+        self._pending: set[int] = set()  # steps published whose results are not read
         self._closed = False
         start_resource_tracker()
         _OPEN_POOLS.add(self)
@@ -139,39 +151,28 @@ class WorkerPool:
         arrays = share_training_arrays(self._shared, self.model, x, t, self.workers, self.ahead)
         if self.optimizer is not None:  # its state moves to shared memory, like the weights
             share_optimizer_state(self._shared, self.optimizer)
-        self.grad_w, self.grad_b, self.order = arrays["grad_w"], arrays["grad_b"], arrays["order"]
-        #: the split step's parameter ranges, one per worker
-        self._update_ranges = self.model.layout.ranges(self.workers)
+        self.grad_w, self.grad_b = arrays["grad_w"], arrays["grad_b"]
+        self.ring = Ring(arrays)
         self.dW = np.empty_like(self.model.weights)
         self.db = np.empty_like(self.model.biases)
 
     def _start(self, start_method: str) -> None:
         ctx = mp.get_context(start_method)
-        self.protocol = StepProtocol(ctx, self.workers, self.order, self._check_alive)
-        sync_lock = ctx.Lock()
+        self.outputs = Channel(ctx)
+        name = self.optimizer.name if self.optimizer is not None else "sgd"
         self.processes = start_processes(
             ctx,
             worker.main,
             [
-                (
-                    i,
-                    self._shared.specs(),
-                    self.model.config(),
-                    self.model.dtype.str,
-                    *self.protocol.channels(i),
-                    sync_lock,
-                    os.getpid(),
-                )
+                (i, self._shared.specs(), self.model.config(), name, self.outputs, os.getpid())
                 for i in range(self.workers)
             ],
         )
-        ready = 0
-        deadline = time.monotonic() + START_TIMEOUT_S
+        ready, deadline = 0, time.monotonic() + START_TIMEOUT_S
         while ready < self.workers:
             if time.monotonic() > deadline:
                 raise WorkerError(f"workers did not start within {START_TIMEOUT_S:.0f} s", -1)
-            if self.protocol.receive()[0] == "ready":
-                ready += 1
+            ready += isinstance(self._receive(timeout=POLL_S), Ready)
 
     @classmethod
     def open(
@@ -211,12 +212,21 @@ class WorkerPool:
         """Names of every shared-memory block this pool created (also after close)."""
         return self._shared.block_names
 
+    @property
+    def step(self) -> int:
+        """Steps published so far."""
+        return self.published
+
     def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
         """Forward + cached backprop of rows ``indices`` across the workers.
 
         Returns ``(loss_sum, n_correct, dW, db)``, gradients summed over the samples
         (arrays reused by the next call)."""
-        loss, correct = self._run("gradient", indices)
+        if len(indices) == 0:
+            self.dW.fill(0)
+            self.db.fill(0)
+            return 0.0, 0.0, self.dW, self.db
+        loss, correct = self._result(self._publish(GRADIENT, indices))
         np.sum(self.grad_w, axis=0, out=self.dW)
         np.sum(self.grad_b, axis=0, out=self.db)
         return loss, correct, self.dW, self.db
@@ -226,14 +236,12 @@ class WorkerPool:
         ``(loss_sum, n_correct)``. With a split step the workers update the parameters,
         each its own range; otherwise the parent steps on the summed slots."""
         started = self._train(indices, optimizer)
-        return started if isinstance(started, tuple) else self.protocol.result(started)
+        return started if isinstance(started, tuple) else self._result(started)
 
     def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:
-        """Start the training step :meth:`train_step` would run, without waiting for it:
-        with a split step the call returns once its messages are sent, so the workers go
-        on to it straight from the step before. :meth:`collect` returns the results, in
-        the order submitted. Keep at most :attr:`ahead` steps submitted and not collected
-        (more wait for the oldest to finish, which costs nothing but the overlap)."""
+        """Publish the training step :meth:`train_step` would run, without waiting for
+        it (when the ring is full, wait for its oldest step first). :meth:`collect`
+        returns the results in the order submitted."""
         self._submitted.append(self._train(indices, optimizer))
 
     def collect(self) -> tuple[float, float]:
@@ -241,21 +249,24 @@ class WorkerPool:
         if not self._submitted:
             raise RuntimeError("collect() without a submitted step")
         started = self._submitted.popleft()
-        return started if isinstance(started, tuple) else self.protocol.result(started)
+        return started if isinstance(started, tuple) else self._result(started)
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
-        """``(loss_sum, n_correct)`` of a forward pass over rows ``indices``."""
-        return self._run("evaluate", indices)
+        """``(loss_sum, n_correct)`` of a forward pass over rows ``indices`` (after every
+        step published before it)."""
+        if len(indices) == 0:
+            return 0.0, 0.0
+        return self._result(self._publish(EVALUATE, indices))
 
     COUNTERS = COUNTERS
 
     def stats(self) -> pd.DataFrame:
         """Per worker counters (see :func:`workers.counters.stats_frame`)."""
-        return stats_frame(self.protocol.counters, self.workers)
+        return stats_frame(self.ring.counters if self._running else self._last_counters)
 
     # ------------------------------------------------------------ one step
     def _train(self, indices: np.ndarray, optimizer: Optimizer) -> int | tuple[float, float]:
-        """Start a training step: the step number of a split step in flight, or the
+        """Start a training step: the number of a split step in flight, or the
         ``(loss_sum, n_correct)`` of a step the parent has finished."""
         if optimizer is not self.optimizer:
             loss, correct, dW, db = self.gradient(indices)
@@ -264,51 +275,103 @@ class WorkerPool:
         if len(indices) == 0:
             return 0.0, 0.0
         optimizer.t += 1
-        tasks = self._tasks("gradient", len(indices))
-        tasks += [("update", lo, hi) for lo, hi in self._update_ranges]
-        settings = {**optimizer.config(), "t": optimizer.t, "n": len(indices)}
-        return self._send(tasks, indices, settings)
+        return self._publish(TRAIN, indices, optimizer)
 
-    def _run(self, kind: str, indices: np.ndarray) -> tuple[float, float]:
-        """A ``gradient`` or ``evaluate`` step over rows ``indices``, in chunks."""
-        if len(indices) == 0:
-            return 0.0, 0.0
-        return self.protocol.result(self._send(self._tasks(kind, len(indices)), indices))
-
-    def _tasks(self, kind: str, n: int) -> list[tuple[str, int, int]]:
-        """``n`` rows of a step as tasks of ``chunk`` rows (or one per worker)."""
-        chunk = self.chunk or math.ceil(n / self.workers)
-        return [(kind, s, min(s + chunk, n)) for s in range(0, n, chunk)]
-
-    def _send(self, tasks, indices: np.ndarray, settings: dict | None = None) -> int:
+    def _publish(self, kind: int, indices: np.ndarray, optimizer: Optimizer | None = None):
+        """Write a step into its slot of the ring and publish it; returns its number."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        return self.protocol.dispatch(tasks, indices, settings)
+        step, ring = self.published, self.ring
+        previous = step - ring.slots  # the step that last used this slot
+        self._wait_done(previous)
+        if previous in self._pending:  # keep its results for collect()
+            self._kept[previous] = self._read(previous)
+        slot = ring.slot(step)
+        ring.rows[slot, : len(indices)] = indices
+        t = optimizer.t if optimizer is not None else 0
+        ring.info[slot] = kind, len(indices), t, self.chunk or 0
+        if optimizer is not None:
+            config = optimizer.config()
+            values = [config[key] for key in optimizer_settings(optimizer.name)]
+            ring.hyper[slot, : len(values)] = values
+        self._pending.add(step)
+        self.published = ring.published = step + 1
+        return step
 
-    @property
-    def step(self) -> int:
-        """Steps sent so far."""
-        return self.protocol.step if hasattr(self, "protocol") else 0
+    def _result(self, step: int) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of ``step`` once every worker has done it."""
+        if step in self._kept:
+            self._pending.discard(step)
+            return self._kept.pop(step)
+        self._wait_done(step)
+        return self._read(step)
 
-    def _check_alive(self) -> None:
-        check_alive(self.processes)
+    def _read(self, step: int) -> tuple[float, float]:
+        self._pending.discard(step)
+        loss, correct = self.ring.results[self.ring.slot(step)].sum(axis=0)
+        return float(loss), float(correct)
+
+    def _wait_done(self, step: int) -> None:
+        """Sleep until every worker has finished ``step``; :class:`WorkerError` as soon
+        as a worker reports an error or has died."""
+        done = self.ring.steps_done
+        last_check = time.monotonic()
+        while done.min() <= step:
+            time.sleep(WAIT_S)
+            if time.monotonic() - last_check > POLL_S:
+                last_check = time.monotonic()
+                self._check_workers()
+
+    def _check_workers(self) -> None:
+        """Raise :class:`WorkerError` for an error a worker sent, or a dead worker."""
+        self._receive(timeout=0.0)
+        try:
+            check_alive(self.processes)
+        except WorkerError:
+            self._receive(timeout=0.2)  # its error message may be on the way
+            raise
+
+    def _receive(self, timeout: float):
+        """The next output message (``None`` when none came within ``timeout``);
+        :class:`WorkerError` with the worker's traceback for :class:`Failed`."""
+        try:
+            message = self.outputs.get(timeout=timeout)
+        except queue.Empty:
+            if timeout:
+                check_alive(self.processes)
+            return None
+        if isinstance(message, Failed):
+            where = f"at step {message.step}" if message.step >= 0 else "while starting"
+            raise WorkerError(
+                f"worker {message.worker} raised {message.error_type}: {message.message} "
+                f"{where}\n{message.traceback}",
+                message.worker,
+                worker_traceback=message.traceback,
+            )
+        return message
 
     # ------------------------------------------------------------- shutdown
+    @property
+    def _running(self) -> bool:
+        return not self._closed and "ring_counters" in self._shared.arrays
+
     def close(self) -> None:
         """Stop and join every worker, restore private parameter arrays in the model,
-        close the queues and unlink every shared-memory block. Safe to call twice."""
+        close the output channel and unlink every shared-memory block. Safe to call
+        twice."""
         if self._closed:
             return
+        self._last_counters = (
+            self.ring.counters.copy() if hasattr(self, "ring") else np.zeros((0, len(COUNTERS)))
+        )
         self._closed = True
         try:
-            if "closing" in self._shared.arrays:  # frees workers waiting at the barrier
-                self._shared.arrays["closing"][0] = 1
-            if hasattr(self, "protocol"):
-                self.protocol.stop()
+            if hasattr(self, "ring"):
+                self.ring.closing = True  # every waiting worker leaves
             stop_processes(self.processes)
         finally:
-            if hasattr(self, "protocol"):
-                self.protocol.close()
+            if hasattr(self, "outputs"):
+                self.outputs.close()
             if self.model.weights is not None and "weights" in self._shared.arrays:
                 self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
             if getattr(self, "optimizer", None) is not None:
@@ -316,6 +379,7 @@ class WorkerPool:
                     for key, value in state.items():
                         state[key] = value.copy()
             self._shared.unlink()
+            _OPEN_POOLS.discard(self)
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -1,5 +1,6 @@
-"""Worker throughput: samples/s, utilisation, time blocked on each queue, per-step
-overhead, and a plain-words diagnosis of the bottleneck."""
+"""Worker throughput: samples/s, utilisation, where each worker's time goes (computing,
+the optimizer, the barriers, waiting for the parent), the per-step overhead, and a
+plain-words diagnosis of the bottleneck."""
 
 from __future__ import annotations
 
@@ -17,18 +18,30 @@ from .pool import WorkerPool
 
 def step_overhead_us(workers: int, steps: int = 1000) -> float:
     """Microseconds per training step of the pool on a 4-3-2 network and 8 samples:
-    what the protocol itself costs (messages, wake-ups, the parent's bookkeeping)."""
+    what the protocol itself costs (the ring, the barriers, the parent's bookkeeping)."""
     model = Model(4, "cross_entropy", [Layer(3, "relu"), Layer(2, "softmax")]).construct()
     x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     t = model.targets(np.arange(64) % 2)
-    with WorkerPool(model, x, t, workers=workers) as pool:
-        opt, rows = Adam(), np.arange(8)
-        for _ in range(100):
-            pool.train_step(rows, opt)
+    opt, rows = Adam(), np.arange(8)
+    with WorkerPool(model, x, t, workers=workers, optimizer=opt) as pool:
+        run_steps(pool, opt, [rows] * 100)
         start = time.perf_counter()
-        for _ in range(steps):
-            pool.train_step(rows, opt)
+        run_steps(pool, opt, [rows] * steps)
         return (time.perf_counter() - start) / steps * 1e6
+
+
+def run_steps(pool: WorkerPool, optimizer, batches) -> None:
+    """Train on ``batches`` (row indices) as ``fit`` does: up to ``pool.ahead`` steps in
+    flight, each result collected in order."""
+    in_flight = 0
+    for rows in batches:
+        if in_flight == pool.ahead:
+            pool.collect()
+            in_flight -= 1
+        pool.submit(rows, optimizer)
+        in_flight += 1
+    for _ in range(in_flight):
+        pool.collect()
 
 
 @dataclass
@@ -46,20 +59,23 @@ class Measurement:
         s = self.stats
         total = s[[c for c in WorkerPool.COUNTERS if c.endswith("_s")]].sum(axis=1)
         share = lambda col: float((s[col] / total).mean())  # noqa: E731
+        per_step = lambda col: float(s[col].mean()) / self.steps * 1e3  # noqa: E731
         return {
             "workers": self.workers,
             "chunk": self.chunk or "auto",
             "batch": self.batch,
             "samples_per_s": self.batch * self.steps / self.seconds,
             "ms_per_step": self.seconds / self.steps * 1e3,
+            "compute_ms": per_step("busy_s"),
+            "optimizer_ms": per_step("update_s"),
+            "barrier_ms": per_step("barrier_s"),
+            "idle_ms": per_step("idle_s"),
             "utilisation": share("busy_s") + share("update_s"),
             "utilisation_per_worker": "/".join(
                 f"{u:.2f}" for u in (s["busy_s"] + s["update_s"]) / total
             ),
             "idle_share": share("idle_s"),
-            "input_wait_share": share("input_wait_s"),
             "barrier_share": share("barrier_s"),
-            "output_put_share": share("output_put_s"),
             "tasks_per_step": float(s["tasks"].sum()) / self.steps,
         }
 
@@ -77,17 +93,18 @@ def measure(
     """Train with one pool of ``workers`` for about ``seconds`` per (chunk, batch)."""
     results = []
     rng = np.random.default_rng(seed)
-    with WorkerPool(model, x, t, workers=workers) as pool:
-        opt = Adam()
+    opt = Adam()
+    with WorkerPool(model, x, t, workers=workers, optimizer=opt) as pool:
         for chunk in chunks:
             pool.chunk = chunk
             for batch in batches:
-                pool.train_step(rng.choice(len(x), batch, replace=False), opt)  # warm up
-                before = pool.stats()
+                draw = lambda: rng.choice(len(x), batch, replace=False)  # noqa: B023, E731
+                run_steps(pool, opt, [draw() for _ in range(pool.ahead)])  # warm up
                 steps, start = 0, time.perf_counter()
+                before = pool.stats()
                 while time.perf_counter() - start < seconds or steps < 5:
-                    pool.train_step(rng.choice(len(x), batch, replace=False), opt)
-                    steps += 1
+                    run_steps(pool, opt, [draw() for _ in range(pool.ahead)])
+                    steps += pool.ahead
                 elapsed = time.perf_counter() - start
                 after = pool.stats()
                 delta = (
@@ -111,15 +128,9 @@ def diagnose(table: pd.DataFrame, overhead_us: dict[int, float]) -> list[str]:
         if best["idle_share"] + best["barrier_share"] > 0.2:
             cause = (
                 f"synchronisation: workers wait {best['idle_share']:.0%} of the time for "
-                f"the next step and {best['barrier_share']:.0%} at the barrier for each "
-                f"other (the protocol alone costs {overhead_ms * 1e3:.0f} us of a "
-                f"{step_ms:.2f} ms step). Larger batches amortise it."
-            )
-        elif best["input_wait_share"] > 0.2:
-            cause = (
-                f"task distribution: {best['input_wait_share']:.0%} of the time blocked "
-                f"on the input queue ({best['tasks_per_step']:.0f} tasks per step); use "
-                f"larger chunks."
+                f"the parent's next step and {best['barrier_share']:.0%} at the barriers "
+                f"for each other (the protocol alone costs {overhead_ms * 1e3:.0f} us of "
+                f"a {step_ms:.2f} ms step). Larger batches amortise it."
             )
         else:
             cause = (

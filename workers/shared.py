@@ -17,6 +17,8 @@ from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
 
+from .ring import ring_shapes
+
 PREFIX = "nodenet_"
 
 
@@ -76,24 +78,22 @@ class SharedArrays:
 
 
 def share_training_arrays(
-    shared: SharedArrays, model, x: np.ndarray, t: np.ndarray, workers: int, ahead: int
+    shared: SharedArrays, model, x: np.ndarray, t: np.ndarray, workers: int, slots: int
 ) -> dict[str, np.ndarray]:
     """Create the pool's blocks in ``shared`` and move ``model``'s flat parameters into
     them (the model is rebound to the shared ``weights`` and ``biases``): the data ``x``
-    (n, N_0) and ``t`` (n, N_L); ``order`` (ahead, n), the row indices of each step in
-    flight; ``grad_w`` (workers, n_weights) and ``grad_b`` (workers, n_biases), one
-    gradient slot per worker; ``sync`` (3, workers) and ``closing`` (1,) for the
-    ``StepBarrier``. Returns ``shared.arrays``."""
+    (n, N_0) and ``t`` (n, N_L); ``grad_w`` (workers, n_weights) and ``grad_b``
+    (workers, n_biases), one gradient slot per worker; the ring of ``slots`` steps
+    (``workers/ring.py``). Returns ``shared.arrays``."""
     shared.create("x", x.shape, x.dtype)[...] = x
     shared.create("t", t.shape, t.dtype)[...] = t
-    shared.create("order", (ahead, len(x)), np.int64)
     weights = shared.create("weights", model.weights.shape, model.dtype)
     biases = shared.create("biases", model.biases.shape, model.dtype)
     weights[...], biases[...] = model.weights, model.biases
     shared.create("grad_w", (workers, model.weights.size), model.dtype)
     shared.create("grad_b", (workers, model.biases.size), model.dtype)
-    shared.create("sync", (3, workers), np.int64)
-    shared.create("closing", (1,), np.int64)
+    for name, (shape, dtype) in ring_shapes(slots, len(x), workers).items():
+        shared.create(name, shape, dtype)
     model.rebind(weights, biases)
     return shared.arrays
 

@@ -1,0 +1,55 @@
+"""Fused element-wise kernels (numba), used where they are measurably faster.
+
+An Adam step written with NumPy makes about eight passes over the flat arrays; the
+kernel here makes two: the mean gradient, weight decay and the Adam rule in one, the
+parameter average in the other, element by element, with the same
+float operations in the same order as the NumPy rules in ``optimizers.py`` (scalars in
+the arrays' dtype, no fast-math), so the results are equal to float rounding and in
+practice bit for bit. ``error_model="numpy"`` lets LLVM vectorise the loop (the Python
+error model checks every division for zero).
+
+Without numba (or with ``NODENET_KERNELS=numpy``) ``available`` is false and the
+optimizers use NumPy. The gradient slots are summed by NumPy first (a numba loop that
+indexes the 2-D slots is not vectorised: 111 us against 18 us). Measured on 109,386
+float32 parameters (2-core AMD EPYC), Adam with averaging after a 2-slot sum: NumPy
+283 us, NumPy sum + this kernel about 80 us; first compile 0.4 s, then loaded from
+numba's cache.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+try:
+    if os.environ.get("NODENET_KERNELS", "numba") == "numpy":
+        raise ImportError("NODENET_KERNELS=numpy")
+    from numba import njit
+except ImportError:  # the NumPy rules are used instead
+    njit = None
+
+available = njit is not None
+
+
+def _adam(p, g, m, v, avg, n, l2, keep, b1, c1, b2, c2, lr_t, eps_t, a, ca):
+    """In place, for every ``i``: the mean gradient ``g / n`` (``g`` summed over ``n``
+    samples, not written); L2 ``+= l2 * p``; decoupled decay ``p *= keep``;
+    ``m = b1 m + c1 g``; ``v = b2 v + c2 g^2``; ``p -= lr_t m / (sqrt(v) + eps_t)``;
+    then ``avg = a avg + ca p`` when ``ca`` > 0. Every scalar has the arrays' dtype."""
+    for i in range(p.shape[0]):
+        gi = g[i] / n
+        pi = p[i]
+        gi += l2 * pi
+        pi = pi * keep
+        mi = m[i] * b1 + gi * c1
+        vi = v[i] * b2 + (gi * gi) * c2
+        m[i] = mi
+        v[i] = vi
+        p[i] = pi - (mi / (np.sqrt(vi) + eps_t)) * lr_t
+    if ca > 0:
+        for i in range(p.shape[0]):
+            avg[i] = avg[i] * a + p[i] * ca
+
+
+adam = njit(cache=True, fastmath=False, error_model="numpy")(_adam) if available else None
