@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 #: name -> how to run it; "threads" sets the BLAS / OpenMP / torch threads of the run
 MAIN = {
     "nodenet in-process": {"kind": "nodenet", "workers": 0, "threads": 2},
+    "nodenet in-process 1 thread": {"kind": "nodenet", "workers": 0, "threads": 1},
     "nodenet 1 worker": {"kind": "nodenet", "workers": 1, "threads": 1},
     "nodenet 2 workers": {"kind": "nodenet", "workers": 2, "threads": 1},
     "pytorch 2 threads": {"kind": "torch", "threads": 2},
@@ -343,10 +344,19 @@ def main(argv: list[str] | None = None) -> int:
             f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'peak_mib', '.0f')} "
             f"| {fmt(row, 'test_accuracy', '.4f')} |"
         )
+    pool_2 = by_name.get("nodenet 2 workers")
+    ratio = lambda name: by_name[name] / pool_2 if pool_2 and name in by_name else float("nan")  # noqa: E731
     lines += [
         "",
+        f"Pool at batch 128: 2 workers = {ratio('nodenet in-process 1 thread'):.2f}x the "
+        f"samples/s of in-process with 1 BLAS thread, "
+        f"{ratio('nodenet in-process'):.2f}x in-process with 2, "
+        f"{ratio('pytorch 2 threads'):.2f}x PyTorch with 2; 1 worker = "
+        f"{by_name.get('nodenet in-process 1 thread', 0) / by_name.get('nodenet 1 worker', 1):.2f}x "
+        "in-process with 1 thread.",
         f"Pool scaling at batch 1024: 2 workers = {two and one / two:.2f}x the samples/s "
-        f"of 1 worker. Per-step overhead of the pool (tiny model): "
+        f"of 1 worker, {two and by_name.get('nodenet in-process (1024)', 0) / two:.2f}x "
+        "in-process with 2 threads. Per-step overhead of the pool (tiny model): "
         f"{extras['overhead_us_1']:.0f} us with 1 worker, {extras['overhead_us_2']:.0f} us "
         f"with 2. Node by node: {node_s:.2f} s per sample.",
     ]

@@ -151,7 +151,7 @@ def test_bad_settings_are_named():
     assert optimizer_settings("rmsprop") == ("lr", "rho", "eps", "weight_decay", "average")
 
 
-@pytest.mark.skipif(not kernels.available, reason="numba is not installed")
+@pytest.mark.skipif(not kernels.available, reason="numba kernels are off or not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "make",
