@@ -23,7 +23,6 @@ import collections
 import logging
 import multiprocessing as mp
 import os
-import queue
 import time
 import weakref
 from collections.abc import Callable
@@ -38,8 +37,14 @@ from nodenet.optimizers import Optimizer, optimizer_settings
 from . import worker
 from .channel import Channel
 from .counters import COUNTERS, stats_frame
-from .messages import Failed, Ready
-from .processes import WorkerError, check_alive, start_processes, stop_processes
+from .messages import Ready, receive
+from .processes import (
+    WorkerError,
+    check_alive,
+    start_processes,
+    stop_processes,
+    warn_about_cores,
+)
 from .ring import EVALUATE, GRADIENT, TRAIN, Ring
 from .shared import (
     SharedArrays,
@@ -48,6 +53,7 @@ from .shared import (
     share_training_arrays,
     start_resource_tracker,
 )
+from .steps import Steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,8 +61,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("nodenet.workers")
 _OPEN_POOLS: weakref.WeakSet = weakref.WeakSet()
 AHEAD = 16  # ring slots: training steps in flight (see WorkerPool.submit)
-POLL_S = 0.02  # how often a waiting parent checks that its workers are alive
-WAIT_S = 0.0005  # how long a waiting parent sleeps between looks at the ring
+POLL_S = 0.02  # how long the parent waits for a message before it looks at the workers
 START_TIMEOUT_S = 120.0
 
 
@@ -112,29 +117,14 @@ class WorkerPool:
             raise ValueError(
                 f"workers ({workers}) must not exceed the number of samples ({len(x)})"
             )
-        cores = os.cpu_count() or 1
-        if workers > cores:
-            LOG.warning(
-                "%d workers on %d cores: every step waits for the slowest of them; "
-                "use at most %d (a worker per core)",
-                workers,
-                cores,
-                cores,
-            )
+        warn_about_cores(workers, LOG)
         stale = remove_stale_blocks()
         if stale:
-            LOG.warning(
-                "removed %d shared-memory blocks left in /dev/shm by nodenet processes "
-                "that no longer exist",
-                len(stale),
-            )
+            LOG.warning("removed %d shared-memory blocks of dead nodenet processes", len(stale))
         self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
         self.optimizer = optimizer if split_step else None
         self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
-        self.published = 0  # steps written into the ring
-        self._kept: dict[int, tuple[float, float]] = {}  # results saved from reused slots
-        self._pending: set[int] = set()  # steps published whose results are not read
         self._closed = False
         start_resource_tracker()
         _OPEN_POOLS.add(self)
@@ -153,6 +143,7 @@ class WorkerPool:
             share_optimizer_state(self._shared, self.optimizer)
         self.grad_w, self.grad_b = arrays["grad_w"], arrays["grad_b"]
         self.ring = Ring(arrays)
+        self.steps = Steps(self.ring, self._check_workers)
         self.dW = np.empty_like(self.model.weights)
         self.db = np.empty_like(self.model.biases)
 
@@ -215,7 +206,7 @@ class WorkerPool:
     @property
     def step(self) -> int:
         """Steps published so far."""
-        return self.published
+        return self.steps.published if hasattr(self, "steps") else 0
 
     def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
         """Forward + cached backprop of rows ``indices`` across the workers.
@@ -278,49 +269,19 @@ class WorkerPool:
         return self._publish(TRAIN, indices, optimizer)
 
     def _publish(self, kind: int, indices: np.ndarray, optimizer: Optimizer | None = None):
-        """Write a step into its slot of the ring and publish it; returns its number."""
+        """Write a step into the ring and publish it; returns its number."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        step, ring = self.published, self.ring
-        previous = step - ring.slots  # the step that last used this slot
-        self._wait_done(previous)
-        if previous in self._pending:  # keep its results for collect()
-            self._kept[previous] = self._read(previous)
-        slot = ring.slot(step)
-        ring.rows[slot, : len(indices)] = indices
-        t = optimizer.t if optimizer is not None else 0
-        ring.info[slot] = kind, len(indices), t, self.chunk or 0
+        hyper = None
         if optimizer is not None:
             config = optimizer.config()
-            values = [config[key] for key in optimizer_settings(optimizer.name)]
-            ring.hyper[slot, : len(values)] = values
-        self._pending.add(step)
-        self.published = ring.published = step + 1
-        return step
+            hyper = [config[key] for key in optimizer_settings(optimizer.name)]
+        t = optimizer.t if optimizer is not None else 0
+        return self.steps.publish(kind, indices, t, self.chunk or 0, hyper)
 
     def _result(self, step: int) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of ``step`` once every worker has done it."""
-        if step in self._kept:
-            self._pending.discard(step)
-            return self._kept.pop(step)
-        self._wait_done(step)
-        return self._read(step)
-
-    def _read(self, step: int) -> tuple[float, float]:
-        self._pending.discard(step)
-        loss, correct = self.ring.results[self.ring.slot(step)].sum(axis=0)
-        return float(loss), float(correct)
-
-    def _wait_done(self, step: int) -> None:
-        """Sleep until every worker has finished ``step``; :class:`WorkerError` as soon
-        as a worker reports an error or has died."""
-        done = self.ring.steps_done
-        last_check = time.monotonic()
-        while done.min() <= step:
-            time.sleep(WAIT_S)
-            if time.monotonic() - last_check > POLL_S:
-                last_check = time.monotonic()
-                self._check_workers()
+        return self.steps.result(step)
 
     def _check_workers(self) -> None:
         """Raise :class:`WorkerError` for an error a worker sent, or a dead worker."""
@@ -332,23 +293,8 @@ class WorkerPool:
             raise
 
     def _receive(self, timeout: float):
-        """The next output message (``None`` when none came within ``timeout``);
-        :class:`WorkerError` with the worker's traceback for :class:`Failed`."""
-        try:
-            message = self.outputs.get(timeout=timeout)
-        except queue.Empty:
-            if timeout:
-                check_alive(self.processes)
-            return None
-        if isinstance(message, Failed):
-            where = f"at step {message.step}" if message.step >= 0 else "while starting"
-            raise WorkerError(
-                f"worker {message.worker} raised {message.error_type}: {message.message} "
-                f"{where}\n{message.traceback}",
-                message.worker,
-                worker_traceback=message.traceback,
-            )
-        return message
+        """The next output message, or ``None`` (see :func:`workers.messages.receive`)."""
+        return receive(self.outputs, self.processes, timeout)
 
     # ------------------------------------------------------------- shutdown
     @property

@@ -37,6 +37,19 @@ class WorkerError(RuntimeError):
         self.worker_traceback = worker_traceback
 
 
+def warn_about_cores(workers: int, log) -> None:
+    """Warn on ``log`` when there are more workers than cores."""
+    cores = os.cpu_count() or 1
+    if workers > cores:
+        log.warning(
+            "%d workers on %d cores: every step waits for the slowest of them; "
+            "use at most %d (a worker per core)",
+            workers,
+            cores,
+            cores,
+        )
+
+
 def start_processes(ctx, target: Callable, args: Sequence[tuple]) -> list:
     """Start one daemon process of ``target`` per argument tuple in ``args``, named
     ``nodenet-worker-<i>``, each with one BLAS thread (:data:`SINGLE_THREAD_ENV`, set

@@ -1,0 +1,68 @@
+"""The parent's side of the ring: publishing steps and reading their results."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .ring import Ring
+
+WAIT_S = 0.0005  # how long a waiting parent sleeps between looks at the ring
+CHECK_S = 0.02  # how often a waiting parent checks on its workers
+
+
+class Steps:
+    """Publishes steps into ``ring`` and returns their results in any order asked.
+
+    A slot is reused only once every worker has finished the step that used it; that
+    step's results are kept first if nobody has read them yet. ``check()`` is called
+    every ``CHECK_S`` while waiting and raises when a worker has failed or died.
+    """
+
+    def __init__(self, ring: Ring, check: Callable[[], None]):
+        self.ring, self.check = ring, check
+        self.published = 0
+        self.kept: dict[int, tuple[float, float]] = {}  # results saved from reused slots
+        self.pending: set[int] = set()  # steps published whose results are not read
+
+    def publish(self, kind: int, rows: np.ndarray, t: int, chunk: int, hyper) -> int:
+        """Write step ``published`` (``kind``, row indices ``rows``, optimizer step ``t``,
+        ``chunk``, optimizer settings ``hyper`` or ``None``) and publish it."""
+        step, ring = self.published, self.ring
+        previous = step - ring.slots  # the step that last used this slot
+        self.wait_done(previous)
+        if previous in self.pending:
+            self.kept[previous] = self.read(previous)
+        slot = ring.slot(step)
+        ring.rows[slot, : len(rows)] = rows
+        ring.info[slot] = kind, len(rows), t, chunk
+        if hyper is not None:
+            ring.hyper[slot, : len(hyper)] = hyper
+        self.pending.add(step)
+        self.published = ring.published = step + 1
+        return step
+
+    def result(self, step: int) -> tuple[float, float]:
+        """``(loss_sum, n_correct)`` of ``step`` over every worker, once it is done."""
+        if step in self.kept:
+            self.pending.discard(step)
+            return self.kept.pop(step)
+        self.wait_done(step)
+        return self.read(step)
+
+    def read(self, step: int) -> tuple[float, float]:
+        self.pending.discard(step)
+        loss, correct = self.ring.results[self.ring.slot(step)].sum(axis=0)
+        return float(loss), float(correct)
+
+    def wait_done(self, step: int) -> None:
+        """Sleep until every worker has finished ``step`` (at once for ``step`` < 0)."""
+        done = self.ring.steps_done
+        last_check = time.monotonic()
+        while done.min() <= step:
+            time.sleep(WAIT_S)
+            if time.monotonic() - last_check > CHECK_S:
+                last_check = time.monotonic()
+                self.check()
