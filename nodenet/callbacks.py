@@ -136,7 +136,7 @@ class ProgressBar(Callback):
     reads_logs_only = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a notebook bar in Jupyter, text elsewhere
 
         size = self.params["batch_size"]
         self.bar = tqdm(

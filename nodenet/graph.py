@@ -279,6 +279,26 @@ class Model:
         loss_sum, _ = batch_gradient(self, x, t, dW, db)
         return loss_sum, dW, db
 
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Output activations (n, N_L) for raw inputs ``x`` (n, N_0), normalised by the
+        model's normaliser (see :func:`nodenet.predict.predict_proba`)."""
+        from .predict import predict_proba
+
+        return predict_proba(self, x)
+
+    def predict(self, x: np.ndarray, threshold: str | float | None = "argmax") -> np.ndarray:
+        """Decisions for raw inputs ``x`` (see :func:`nodenet.predict.predict`)."""
+        from .predict import predict
+
+        return predict(self, x, threshold)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Mean loss and accuracy of raw inputs ``x`` against ``y`` (see
+        :func:`nodenet.predict.evaluate`)."""
+        from .predict import evaluate
+
+        return evaluate(self, x, y)
+
     def __repr__(self) -> str:
         body = ", ".join(repr(layer) for layer in self.layers[1:])
         return f"Model({self.input_size}, {self.loss!r}, [{body}])"

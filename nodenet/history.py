@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 from .callbacks import Callback
@@ -62,6 +63,16 @@ class History(Callback):
             ignore_index=True,
         )
         atomic_write(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+
+    def plot(self, path: str | os.PathLike | None = None, title: str = ""):
+        """The training figure (``matplotlib.figure.Figure``; Jupyter shows it), written
+        to ``path`` too when given."""
+        from .plots import history_figure, save_figure
+
+        figure = history_figure(self, title)
+        if path is not None:
+            save_figure(figure, path)
+        return figure
 
     @classmethod
     def from_csv(cls, path) -> History:

@@ -35,6 +35,11 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
 
 
 def plot_history(history: History, path: str | os.PathLike, title: str = "") -> Path:
+    """Write :func:`history_figure` to ``path``."""
+    return save_figure(history_figure(history, title), path)
+
+
+def history_figure(history: History, title: str = "") -> Figure:
     """The four-panel training figure: epoch loss (training and validation); batch
     loss and accuracy; validation loss and accuracy; batch vs validation accuracy."""
     epochs, batches = history.frame("epoch"), history.frame("batch")
@@ -70,7 +75,7 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "") -> 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def _validation_points(batches, epochs) -> dict:

@@ -19,7 +19,7 @@ from nodenet import (
 )
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.data import Normaliser
-from nodenet.predict import confusion_matrix, evaluate, predict
+from nodenet.predict import confusion_matrix, evaluate, predict, predict_proba
 from tests.conftest import mlp
 
 
@@ -171,3 +171,16 @@ def test_ctrl_c_on_the_last_batch_of_an_epoch_resumes_at_the_next_epoch(tmp_path
         **settings,
     )
     np.testing.assert_array_equal(state.model.weights, straight.weights)
+
+
+def test_model_methods_equal_the_module_functions_and_history_plots(mnist_small, tmp_path):
+    x, y = mnist_small
+    model = mlp([784, 16, 10], seed=2)
+    history = fit(model, x[:1500], y[:1500], epochs=2, validation=(x[1500:], y[1500:]))
+    np.testing.assert_array_equal(model.predict_proba(x[:50]), predict_proba(model, x[:50]))
+    np.testing.assert_array_equal(model.predict(x[:50]), predict(model, x[:50]))
+    np.testing.assert_array_equal(model.predict(x[:50], 0.5), predict(model, x[:50], 0.5))
+    assert model.evaluate(x[1500:], y[1500:]) == evaluate(model, x[1500:], y[1500:])
+    figure = history.plot(tmp_path / "training.png", title="t")
+    assert len(figure.axes) >= 4  # four panels (and their twin axes)
+    assert (tmp_path / "training.png").read_bytes()[:4] == b"\x89PNG"
