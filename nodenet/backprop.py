@@ -32,6 +32,8 @@ class Backprop:
     def __init__(self, model: Model):
         self.model = model
         self.targets: np.ndarray | None = None
+        #: ``dLoss/da`` of the output layer given from outside (:func:`backward`)
+        self.output_gradient: np.ndarray | None = None
         self._dloss_da: dict[int, np.ndarray] = {}
         self._delta: dict[int, np.ndarray] = {}
         self.computed: Counter = Counter()
@@ -40,7 +42,7 @@ class Backprop:
 
     def clear(self) -> None:
         """Forget everything of the previous pass (called when a new pass starts)."""
-        self.targets = None
+        self.targets = self.output_gradient = None
         self._dloss_da.clear()
         self._delta.clear()
         self.computed.clear()
@@ -54,8 +56,19 @@ class Backprop:
             raise ValueError("run a forward pass on the same samples before backpropagating")
         self.targets = targets
 
+    def begin_from_output(self, gradient: np.ndarray) -> None:
+        """Start the recursion from a given ``dLoss/da`` of the output layer ``(n, N_L)``
+        (a loss outside the model, such as another model fed by this one's output)."""
+        out = self.model.layers[-1].a
+        if out is None or gradient.shape != out.shape:
+            raise ValueError(
+                f"the output gradient must have the shape of the last forward pass's "
+                f"outputs {None if out is None else out.shape}, got {gradient.shape}"
+            )
+        self.output_gradient = gradient
+
     def _require_targets(self) -> None:
-        if self.targets is None:
+        if self.targets is None and self.output_gradient is None:
             raise RuntimeError(
                 "no targets for this pass: call begin(targets) after the forward pass"
             )
@@ -67,7 +80,9 @@ class Backprop:
             return self._dloss_da[l]
         self._require_targets()
         model = self.model
-        if l == model.depth:
+        if l == model.depth and self.output_gradient is not None:
+            value = self.output_gradient
+        elif l == model.depth:
             value = model.loss.gradient(model.layers[l].a, self.targets)
         else:
             value = self.delta(l + 1) @ model.layers[l + 1].W
@@ -83,7 +98,7 @@ class Backprop:
             return self._delta[l]
         self._require_targets()
         layer = self.model.layers[l]
-        if l == self.model.depth:
+        if l == self.model.depth and self.output_gradient is None:
             value = self.model.loss.delta(layer.activation, layer.z, layer.a, self.targets)
         else:
             value = layer.activation.vjp(layer.z, layer.a, self.dloss_da(l))
@@ -133,3 +148,23 @@ def batch_evaluate(model: Model, x: np.ndarray, t: np.ndarray) -> tuple[float, f
     """Forward pass only: ``(loss_sum, n_correct)`` of validated ``x`` and ``t``."""
     a = model.propagate(x)
     return model.loss.value(a, t), model.loss.count_correct(a, t)
+
+
+def backward(
+    model: Model, output_gradient: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cached recursion from ``dLoss/da`` of the output layer ``(n, N_L)`` of the
+    last forward pass: ``(dW, db, dx)``, the parameter gradients (shaped like the flat
+    ``weights`` and ``biases``) and ``dLoss/dx`` ``(n, N_0)``, summed over the samples."""
+    model.backprop.begin_from_output(np.asarray(output_gradient, dtype=model.dtype))
+    dW, db = np.zeros_like(model.weights), np.zeros_like(model.biases)
+    model.backprop.parameter_gradients(dW, db)
+    return dW, db, model.backprop.dloss_da(0).copy()
+
+
+def input_gradient(model: Model, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``dLoss/dx`` ``(n, N_0)`` of the model's own loss for validated ``x`` and
+    targets ``t``: the recursion carried one layer further, to the inputs."""
+    model.propagate(x)
+    model.backprop.begin(t)
+    return model.backprop.dloss_da(0).copy()

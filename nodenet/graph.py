@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .activations import Activation, Identity, get_activation
-from .backprop import Backprop, batch_gradient
+from .backprop import Backprop, backward, batch_gradient, input_gradient
 from .checks import require_int
 from .init import initialise
 from .layout import ParameterLayout
@@ -278,6 +278,16 @@ class Model:
         dW, db = np.zeros_like(self.weights), np.zeros_like(self.biases)
         loss_sum, _ = batch_gradient(self, x, t, dW, db)
         return loss_sum, dW, db
+
+    def backward(self, dloss_da_output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(dW, db, dx)`` from a given ``dLoss/da`` of the output layer (n, N_L) of the
+        last :meth:`forward` (see :func:`nodenet.backprop.backward`)."""
+        return backward(self, dloss_da_output)
+
+    def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``dLoss/dx`` (n, N_0) of the model's loss, summed over the samples."""
+        x = self.check_inputs(x)
+        return input_gradient(self, x, self.targets(y, len(x)))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Output activations (n, N_L) for raw inputs ``x`` (n, N_0), normalised by the
