@@ -46,6 +46,7 @@ def fit(
     initial_batch: int = 0,
     history: History | None = None,
     progress: bool = False,
+    **backend_options,
 ) -> History:
     """Train ``model`` on ``x`` (n, N_0) and ``y`` (class labels (n,) or targets
     (n, N_L)); return the :class:`~nodenet.callbacks.History`.
@@ -60,7 +61,8 @@ def fit(
     shuffles with ``(seed, e)``); ``None`` draws fresh entropy, recorded as
     ``history.params["seed"]`` so the run can be repeated. A run resumed at
     ``initial_epoch`` after ``initial_batch`` batches (with the checkpoint's optimizer
-    and history) continues exactly as if never stopped.
+    and history) continues exactly as if never stopped. ``backend_options`` go to the
+    backend's factory (``fit(..., backend="ray", workers=4, address="auto")``).
 
     When the optimizer averages the parameters, validation measures the average and the
     model ends with it. A non-finite loss raises :class:`~nodenet.callbacks.
@@ -99,7 +101,14 @@ def fit(
     with (
         DeferredSignals() as signals,
         open_backend(
-            model, x, t, optimizer=optimizer, workers=workers, chunk=chunk, seed=seed
+            model,
+            x,
+            t,
+            optimizer=optimizer,
+            workers=workers,
+            chunk=chunk,
+            seed=seed,
+            **backend_options,
         ) as engine,
     ):
         hooks.on_train_begin()

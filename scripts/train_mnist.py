@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import signal
 import sys
 from pathlib import Path
@@ -198,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = p.add_argument_group("execution and output")
     run.add_argument(
+        "--backend",
+        default=None,
+        choices=["inprocess", "pool", "ray"],
+        help="where training runs (default: from --workers); ray needs nodenet[ray]",
+    )
+    run.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="a running Ray cluster for --backend ray (default: start Ray on this machine)",
+    )
+    run.add_argument(
         "--workers",
         type=workers_flag,
         default="auto",
@@ -324,10 +337,16 @@ def run(args: argparse.Namespace, given: dict) -> int:
     callbacks = [checkpoint] if args.quiet else [checkpoint, EpochLines()]
     if state is not None:
         state.restore(callbacks)
-    if args.workers == "auto":
+    if args.backend in ("ray", "pool"):
+        args.workers = (os.cpu_count() or 2) if args.workers in ("auto", 0) else args.workers
+        why = f"{args.workers} {'Ray actors' if args.backend == 'ray' else 'workers'}"
+    elif args.backend == "inprocess":
+        args.workers, why = 0, "in this process"
+    elif args.workers == "auto":
         args.workers, why = choose_workers(model, args.batch_size)
     else:
         why = f"{args.workers} workers" if args.workers else "in this process"
+    options = {"address": args.ray_address} if args.backend == "ray" else {}
     if not args.quiet:
         print(f"{model}\n{model.parameter_count:,} parameters, {optimizer!r}, {why}")
 
@@ -350,6 +369,8 @@ def run(args: argparse.Namespace, given: dict) -> int:
             initial_batch=first_batch,
             history=history,
             progress=not args.quiet,
+            backend=args.backend,
+            **options,
         )
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)

@@ -118,3 +118,14 @@ def test_auto_picks_this_process_unless_the_pool_pays(toy):
         "auto: in this process (1 core; the pool would not be faster)",
     )
     assert choose_workers(mlp([784, 128, 64, 10]), 128, cores=2)[0] == 0
+
+
+def test_the_ray_backend_without_ray_says_how_to_install_it(toy, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    x, y = toy
+    with pytest.raises(
+        ImportError, match=r"^the ray backend needs Ray: pip install 'nodenet\[ray\]'$"
+    ):
+        fit(mlp([6, 3]), x, y, epochs=1, backend="ray", workers=2)

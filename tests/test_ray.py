@@ -1,0 +1,170 @@
+"""The Ray backend on a real two-node cluster on this machine (loopback only).
+
+Ray advertises the machine's network address even when told to use 127.0.0.1, so these
+tests run only inside a network namespace that has nothing but ``lo`` (``.ci/run``
+makes one as root and sets ``NODENET_RAY_NETNS=1``); elsewhere they are skipped.
+"""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from nodenet import SGD, Adam, Callback, Momentum, fit
+from tests.conftest import mlp
+
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.skipif(
+        os.environ.get("NODENET_RAY_NETNS") != "1",
+        reason="Ray tests run only in a loopback-only network namespace (bash .ci/run as root)",
+    ),
+]
+ray = pytest.importorskip("ray", reason="pip install 'nodenet[ray]' to run the Ray tests")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node and a second node, 2 CPUs each, on 127.0.0.1."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    nodes.add_node(num_cpus=2)
+    yield nodes
+    if ray.is_initialized():
+        ray.shutdown()
+    nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=600)
+    return rng.normal(size=(600, 20)) + 2.0 * np.eye(3, 20)[y], y
+
+
+SETTINGS = {"epochs": 2, "batch_size": 50, "seed": 3, "validation": 0.2}
+
+
+def _reference(x, y, make):
+    model = mlp([20, 8, 3], dtype=np.float64, seed=1)
+    history = fit(model, x, y, optimizer=make(), **SETTINGS)
+    return model, history
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "make", [lambda: Adam(lr=1e-2, average=0.9), lambda: SGD(lr=0.1), lambda: Momentum(lr=0.05)]
+)
+def test_ray_equals_in_process_for_any_actor_count(cluster, blobs, make):
+    x, y = blobs
+    reference, expected = _reference(x, y, make)
+    for actors in (1, 3):
+        model = mlp([20, 8, 3], dtype=np.float64, seed=1)
+        backends = []
+        history = fit(
+            model,
+            x,
+            y,
+            optimizer=make(),
+            backend=_recording_factory(backends, address=cluster.address),
+            workers=actors,
+            **SETTINGS,
+        )
+        np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
+        assert [e["val_accuracy"] for e in history.epochs] == [
+            e["val_accuracy"] for e in expected.epochs
+        ]
+        assert history.worker_stats["samples"].sum() > 0
+        assert len(backends[0].pids) == actors
+        assert _wait_until_gone(backends[0].pids), "actor processes left running"
+
+
+class KillAnActor(Callback):
+    """SIGKILL the process of actor 0 after batch 3 of epoch 1."""
+
+    def __init__(self, backends):
+        super().__init__()
+        self.backends = backends
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs["epoch"] == 1 and batch == 3:
+            actor = self.backends[-1].actors[0]
+            os.kill(ray.get(actor.pid.remote(), timeout=30), signal.SIGKILL)
+
+
+def _recording_factory(backends, **options):
+    """The ray backend's factory, keeping each backend and its actors' pids."""
+    from workers.ray import RayBackend
+
+    def build(model, x, y, **run):
+        backend = RayBackend.open(model, x, y, **run, **options)
+        backend.pids = ray.get([a.pid.remote() for a in backend.actors], timeout=30)
+        backends.append(backend)
+        return backend
+
+    return build
+
+
+def _wait_until_gone(pids, seconds: float = 15) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_actor_is_replaced_and_the_step_redone(cluster, blobs):
+    x, y = blobs
+    reference, _ = _reference(x, y, lambda: Adam(lr=1e-2))
+    backends = []
+    model = mlp([20, 8, 3], dtype=np.float64, seed=1)
+    history = fit(
+        model,
+        x,
+        y,
+        optimizer=Adam(lr=1e-2),
+        workers=2,
+        backend=_recording_factory(backends, address=cluster.address, timeout_s=20),
+        callbacks=[KillAnActor(backends)],
+        **SETTINGS,
+    )
+    assert history.worker_stats["failures"].iloc[0] == 1
+    np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.timeout(120)
+def test_when_the_failures_run_out_the_user_gets_a_worker_error(cluster, blobs):
+    import time
+
+    from workers import WorkerError
+
+    x, y = blobs
+    backends = []
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match=r"ray worker 0 lost \(.*ActorDiedError.*max_failures=0"):
+        fit(
+            mlp([20, 8, 3]),
+            x,
+            y,
+            workers=2,
+            backend=_recording_factory(
+                backends, address=cluster.address, max_failures=0, timeout_s=20
+            ),
+            callbacks=[KillAnActor(backends)],
+            **SETTINGS,
+        )
+    assert time.monotonic() - started < 60
+    assert backends[0].actors == []  # closed: every actor killed

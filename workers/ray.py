@@ -1,0 +1,254 @@
+"""``RayBackend``: the backend protocol on Ray actors, for more than one machine.
+
+The driver (the process that calls ``fit``) keeps the weights and the optimizer state.
+Each step it puts the flat weights and biases into Ray's object store once; every actor
+computes the summed gradient of its share of the batch over its copy of the data (put
+into the object store once, when the backend opens) and returns it; the driver adds
+the gradients in actor order and steps. Because the state lives on the driver, a lost
+actor costs nothing but time: it is replaced and the step redone, and the run ends with
+the weights of a run without the fault (up to ``max_failures`` times; then a
+``WorkerError`` names the actor and the cause). Every ``ray.get`` has a time-out, so a
+dead actor is noticed within ``timeout_s`` even where Ray itself would take longer.
+
+Optional: ``pip install 'nodenet[ray]'``. Registered as the backend ``"ray"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nodenet.checks import require_int, require_number
+from nodenet.graph import Model
+from nodenet.optimizers import Optimizer
+
+from .processes import WorkerError
+from .ring import pieces
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_FAILURES = 3  # as Ray Train's FailureConfig
+TIMEOUT_S = 60.0
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("the ray backend needs Ray: pip install 'nodenet[ray]'") from None
+    return ray
+
+
+class GradientActor:
+    """One Ray actor: a model over private flat arrays and the training data."""
+
+    def __init__(self, config: dict, dtype: str, x: np.ndarray, t: np.ndarray):
+        self.model = Model.from_config(config).construct(seed=None, dtype=dtype)
+        self.x, self.t = x, t
+        self.dW = np.zeros_like(self.model.weights)
+        self.db = np.zeros_like(self.model.biases)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def gradient(self, parameters, rows: np.ndarray):
+        """``(loss_sum, n_correct, dW, db, seconds)`` of ``rows`` at ``parameters``."""
+        from nodenet.backprop import batch_gradient
+
+        clock = time.perf_counter()
+        self.model.weights[...], self.model.biases[...] = parameters
+        loss, correct = batch_gradient(self.model, self.x[rows], self.t[rows], self.dW, self.db)
+        return loss, correct, self.dW, self.db, time.perf_counter() - clock
+
+    def evaluate(self, parameters, rows: np.ndarray):
+        from nodenet.backprop import batch_evaluate
+
+        clock = time.perf_counter()
+        self.model.weights[...], self.model.biases[...] = parameters
+        loss, correct = batch_evaluate(self.model, self.x[rows], self.t[rows])
+        return loss, correct, time.perf_counter() - clock
+
+
+class RayBackend:
+    """The backend protocol over ``workers`` Ray actors (see the module docstring).
+
+    ``address``: a running cluster (``"auto"`` or ``"HOST:PORT"``); ``None`` starts a
+    local Ray and shuts it down on :meth:`close`. ``max_failures``: lost actors replaced
+    (each time the step is redone) before giving up. ``timeout_s``: the longest wait for
+    one step's results.
+    """
+
+    ahead = 1
+
+    def __init__(
+        self,
+        model: Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        workers: int = 2,
+        chunk: int | None = None,
+        address: str | None = None,
+        max_failures: int = MAX_FAILURES,
+        timeout_s: float = TIMEOUT_S,
+    ):
+        ray = _ray()
+        require_int("workers", workers, 1)
+        self.max_failures = require_int("max_failures", max_failures, 0)
+        self.timeout_s = require_number("timeout_s", timeout_s, 0, open_low=True)
+        self.chunk = None if chunk is None else require_int("chunk", chunk, 1)
+        self.model, self.workers = model, workers
+        x = model.check_inputs(x)
+        t = model.targets(y, len(x))
+        self.failures = 0
+        self.samples = np.zeros(workers)
+        self.busy = np.zeros(workers)
+        self._done: list[tuple[float, float]] = []
+        self._started_ray = not ray.is_initialized()
+        if self._started_ray:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self._ray = ray
+        self._remote = ray.remote(num_cpus=1)(GradientActor)
+        self._data = ray.put(x), ray.put(t)
+        self.actors: list = []
+        try:
+            self.actors = [self._new_actor() for _ in range(workers)]
+            ray.get([actor.pid.remote() for actor in self.actors], timeout=self.timeout_s)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open(
+        cls,
+        model: Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        optimizer: Optimizer | None = None,
+        workers: int = 2,
+        chunk: int | None = None,
+        seed: int | None = None,
+        **options,
+    ) -> RayBackend:
+        """The backend factory registered as ``"ray"``: ``fit(..., backend="ray",
+        workers=N, address=None)``. The optimizer steps on the driver."""
+        return cls(model, x, y, workers or 2, chunk, **options)
+
+    def _new_actor(self):
+        return self._remote.remote(self.model.config(), self.model.dtype.str, *self._data)
+
+    # --------------------------------------------------------------- the face
+    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        results = self._run("gradient", indices)
+        dW, db = np.zeros_like(self.model.weights), np.zeros_like(self.model.biases)
+        loss = correct = 0.0
+        for piece_loss, piece_correct, piece_dW, piece_db, _ in results:
+            loss, correct = loss + piece_loss, correct + piece_correct
+            dW += piece_dW
+            db += piece_db
+        return loss, correct, dW, db
+
+    def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
+        loss, correct, dW, db = self.gradient(indices)
+        optimizer.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+        return loss, correct
+
+    def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:
+        self._done.append(self.train_step(indices, optimizer))
+
+    def collect(self) -> tuple[float, float]:
+        if not self._done:
+            raise RuntimeError("collect() without a submitted step")
+        return self._done.pop(0)
+
+    def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
+        results = self._run("evaluate", indices)
+        return sum(r[0] for r in results), sum(r[1] for r in results)
+
+    def stats(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "worker": range(self.workers),
+                "samples": self.samples,
+                "busy_s": self.busy,
+                "samples_per_s": self.samples / np.maximum(self.busy, 1e-12),
+                "failures": self.failures,
+            }
+        )
+
+    # ------------------------------------------------------------ one step
+    def _run(self, method: str, indices: np.ndarray) -> list:
+        """Call ``method`` on every actor with its share of ``indices``; a lost actor is
+        replaced and the whole step asked again (the driver's state has not moved)."""
+        shares = [
+            np.concatenate([indices[lo:hi] for lo, hi in mine]) if mine else indices[:0]
+            for mine in (
+                pieces(len(indices), self.chunk or 0, self.workers)[k :: self.workers]
+                for k in range(self.workers)
+            )
+        ]
+        ray = self._ray
+        while True:
+            parameters = ray.put((self.model.weights, self.model.biases))
+            futures = [
+                getattr(actor, method).remote(parameters, share)
+                for actor, share in zip(self.actors, shares, strict=True)
+            ]
+            try:
+                results = ray.get(futures, timeout=self.timeout_s)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                self._replace_lost(exc, futures)
+                continue
+            for k, (share, result) in enumerate(zip(shares, results, strict=True)):
+                self.samples[k] += len(share)
+                self.busy[k] += result[-1]
+            return results
+
+    def _replace_lost(self, exc: BaseException, futures: list) -> None:
+        """Find the actors that are gone (their futures fail), replace them, or raise
+        :class:`WorkerError` once the failures exceed ``max_failures``."""
+        ray = self._ray
+        lost = []
+        for k, future in enumerate(futures):
+            try:
+                ray.get(future, timeout=0.5)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as error:
+                lost.append((k, error))
+        for k, error in lost or [(-1, exc)]:
+            self.failures += 1
+            cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            if self.failures > self.max_failures:
+                raise WorkerError(
+                    f"ray worker {k} lost ({cause}); {self.failures - 1} failures were "
+                    f"already recovered, max_failures={self.max_failures}",
+                    k,
+                ) from error
+            if k >= 0:
+                ray.kill(self.actors[k], no_restart=True)
+                self.actors[k] = self._new_actor()
+
+    def close(self) -> None:
+        """Kill every actor; shut Ray down if this backend started it."""
+        ray = getattr(self, "_ray", None)
+        if ray is None:
+            return
+        for actor in self.actors:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+        self._ray = None
+
+    def __enter__(self) -> RayBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
