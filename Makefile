@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: train test lint bench profile clean
+.PHONY: train test lint bench bench-ray profile clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.bench  ## nodenet against PyTorch CPU and a plain NumPy loop
 	$(PY) bench/run.py $(ARGS)
+
+bench-ray: $(VENV)/.installed  ## the Ray backend against the pool (as root: a loopback-only netns)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
+	ip netns add nodenet-bench
+	ip netns exec nodenet-bench ip link set lo up
+	ip netns exec nodenet-bench $(PY) bench/ray_bench.py $(ARGS); status=$$?; \
+	ip netns del nodenet-bench; exit $$status
 
 profile: $(VENV)/.installed  ## worker throughput table and plot
 	$(PY) scripts/profile_workers.py $(ARGS)
