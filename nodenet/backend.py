@@ -86,8 +86,16 @@ class Backend(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
-#: ``factory(model, x, y, *, optimizer, workers, chunk, seed) -> Backend``
+#: ``factory(model, x, y, *, optimizer, workers, chunk, seed, max_failures) -> Backend``
 BackendFactory = Callable[..., Backend]
+
+
+class BackendError(RuntimeError):
+    """A backend lost a worker. ``final``: the backend already replaced as many workers
+    as it may (``fit`` gives up); otherwise ``fit`` restarts the backend and redoes the
+    epoch from the state it had at the epoch's start."""
+
+    final = False
 
 
 class InProcess:
@@ -125,9 +133,11 @@ class InProcess:
         workers: int = 0,
         chunk: int | None = None,
         seed: int | None = None,
+        max_failures: int = 0,
     ) -> InProcess:
-        """The registry's factory for ``"inprocess"``. ``optimizer`` and ``seed`` are not
-        needed here (the step runs where the optimizer lives; nothing is random)."""
+        """The registry's factory for ``"inprocess"``. ``optimizer``, ``seed`` and
+        ``max_failures`` are not needed here (the step runs where the optimizer lives,
+        nothing is random, and there is no worker to lose)."""
         if workers:
             raise ValueError(f"the inprocess backend runs no workers; got workers={workers!r}")
         return cls(model, x, y, chunk)

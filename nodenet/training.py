@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from .backend import Backend, BackendFactory, choose_workers, get_backend
+from .backend import Backend, BackendError, BackendFactory, choose_workers, get_backend
 from .batches import EpochBatches
 from .callbacks import Callback, CallbackList, ProgressBar, TerminateOnNaN
 from .checks import require_int
@@ -46,6 +46,7 @@ def fit(
     initial_batch: int = 0,
     history: History | None = None,
     progress: bool = False,
+    max_failures: int = 3,
     **backend_options,
 ) -> History:
     """Train ``model`` on ``x`` (n, N_0) and ``y`` (class labels (n,) or targets
@@ -63,6 +64,12 @@ def fit(
     ``initial_epoch`` after ``initial_batch`` batches (with the checkpoint's optimizer
     and history) continues exactly as if never stopped. ``backend_options`` go to the
     backend's factory (``fit(..., backend="ray", workers=4, address="auto")``).
+
+    ``max_failures``: how many lost workers a run survives. A backend that can redo a
+    step itself (Ray) replaces the worker; for one that cannot (the pool, whose split
+    step changes the shared parameters in place) ``fit`` restores the model, optimizer
+    and history saved at the start of the epoch, opens the backend again and redoes
+    the epoch: the run ends with the weights of a run without the fault.
 
     When the optimizer averages the parameters, validation measures the average and the
     model ends with it. A non-finite loss raises :class:`~nodenet.callbacks.
@@ -97,32 +104,82 @@ def fit(
     model.optimizer, model.history, model.callbacks = optimizer, history, hooks.callbacks
     model.stop_training = False
     open_backend = _backend_factory(backend, workers)
-    steps = 0  # run by this call
-    with (
-        DeferredSignals() as signals,
-        open_backend(
-            model,
-            x,
-            t,
-            optimizer=optimizer,
-            workers=workers,
-            chunk=chunk,
-            seed=seed,
-            **backend_options,
-        ) as engine,
-    ):
-        hooks.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            first = initial_batch if epoch == initial_epoch else 0
+    run = _Run(model, hooks, train_idx, valid_idx, batch_size, validate_every, seed, epochs)
+    start, failures = (initial_epoch, initial_batch), 0
+    hooks.on_train_begin()
+    while True:
+        try:
+            with (
+                DeferredSignals() as signals,
+                open_backend(
+                    model,
+                    x,
+                    t,
+                    optimizer=optimizer,
+                    workers=workers,
+                    chunk=chunk,
+                    seed=seed,
+                    max_failures=max_failures,
+                    **backend_options,
+                ) as engine,
+            ):
+                run.epochs(engine, signals, *start)
+                history.worker_stats = engine.stats()
+            break
+        except BackendError as exc:
+            failures += 1
+            if exc.final or failures > max_failures:
+                raise
+            start = run.restore()
+            LOG.warning(
+                "%s: the backend is restarted and epoch %d redone from batch %d "
+                "(failure %d of at most %d)",
+                str(exc).splitlines()[0],
+                start[0] + 1,
+                start[1],
+                failures,
+                max_failures,
+            )
+    if optimizer.average and optimizer.t:
+        model.weights[...], model.biases[...] = optimizer.averaged()
+    hooks.on_train_end()
+    return history
+
+
+class _Run:
+    """The epochs of one ``fit``, and the state at the start of the epoch in hand, to
+    redo it exactly (every shuffle and split is a function of the seed) when the
+    backend loses a worker."""
+
+    def __init__(self, model, hooks, train_idx, valid_idx, batch_size, validate_every, seed, n):
+        self.model, self.hooks, self.history = model, hooks, model.history
+        self.train_idx, self.valid_idx, self.batch_size = train_idx, valid_idx, batch_size
+        self.validate_every, self.seed, self.n_epochs = validate_every, seed, n
+        self.steps = 0  # run by this call of fit
+        self.saved: tuple | None = None
+
+    def epochs(self, engine: Backend, signals: DeferredSignals, first_epoch: int, first: int):
+        """Train epochs ``first_epoch..`` (the first from batch ``first``)."""
+        model, hooks, history, optimizer = (
+            self.model,
+            self.hooks,
+            self.history,
+            self.model.optimizer,
+        )
+        for epoch in range(first_epoch, self.n_epochs):
+            self.save(epoch, first)
+            order = self.train_idx[
+                np.random.default_rng([self.seed, epoch]).permutation(len(self.train_idx))
+            ]
             batches = EpochBatches(
                 engine,
                 optimizer,
                 epoch,
-                train_idx[np.random.default_rng([seed, epoch]).permutation(len(train_idx))],
-                batch_size,
+                order,
+                self.batch_size,
                 first,
                 ahead=1 if hooks.need_model_after_batch else engine.ahead,
-                pause_every=validate_every,
+                pause_every=self.validate_every,
                 halt=lambda: signals.requested or model.stop_training,
                 before_step=hooks.on_train_batch_begin,
                 carried=history.pop_partial_epoch() if first else None,
@@ -130,24 +187,38 @@ def fit(
             hooks.on_epoch_begin(epoch, {"first_batch": first})
             logs = {}
             for b, logs in batches:
-                if validate_every and (b + 1) % validate_every == 0:
-                    logs.update(_validate(model, engine, valid_idx))
+                if self.validate_every and (b + 1) % self.validate_every == 0:
+                    logs.update(_validate(model, engine, self.valid_idx))
                 hooks.on_train_batch_end(b, logs)
-            steps += batches.done - first
+            self.steps += batches.done - first
             if signals.requested and not batches.finished:
                 history.partial_epoch = batches.totals()
-                _stop(hooks, signals, epoch, batches.done, steps)
-            logs = {**batches.summary(), **_validation_of(logs, model, engine, valid_idx)}
+                _stop(hooks, signals, epoch, batches.done, self.steps)
+            logs = {**batches.summary(), **_validation_of(logs, model, engine, self.valid_idx)}
             hooks.on_epoch_end(epoch, logs)
             if signals.requested:  # after the last batch: the epoch is complete
-                _stop(hooks, signals, epoch + 1, 0, steps)
+                _stop(hooks, signals, epoch + 1, 0, self.steps)
             if model.stop_training:
                 break
-        history.worker_stats = engine.stats()
-    if optimizer.average and optimizer.t:
-        model.weights[...], model.biases[...] = optimizer.averaged()
-    hooks.on_train_end()
-    return history
+            first = 0
+
+    def save(self, epoch: int, first: int) -> None:
+        """Keep what :meth:`restore` needs to redo epoch ``epoch`` from batch ``first``."""
+        model, history = self.model, self.history
+        state = {k: np.array(v, copy=True) for k, v in model.optimizer.state_arrays().items()}
+        partial = None if history.partial_epoch is None else dict(history.partial_epoch)
+        self.saved = (epoch, first, model.weights.copy(), model.biases.copy(), state)
+        self.saved += (len(history.batches), partial, self.steps)
+
+    def restore(self) -> tuple[int, int]:
+        """Put the model, optimizer and history back as :meth:`save` found them; return
+        ``(epoch, first batch)`` to go on from."""
+        epoch, first, weights, biases, state, n_batches, partial, steps = self.saved
+        self.model.weights[...], self.model.biases[...] = weights, biases
+        self.model.optimizer.load_state_arrays(state)
+        del self.history.batches[n_batches:]
+        self.history.partial_epoch, self.steps = partial, steps
+        return epoch, first
 
 
 @contextlib.contextmanager

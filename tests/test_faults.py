@@ -365,3 +365,80 @@ def test_predict_refuses_bad_thresholds_and_hostile_models(good_run, tmp_path):
     )
     assert result.returncode == 2 and "must be a JSON object" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------- a lost worker (the pool)
+def _pools(opened, **settings):
+    """The pool's factory, keeping every pool it opens."""
+
+    def build(model, x, y, **run):
+        opened.append(WorkerPool.open(model, x, y, **run, **settings))
+        return opened[-1]
+
+    return build
+
+
+class KillWorker(Callback):
+    """SIGKILL worker 1 of the first pool after batch 3 of epoch 2 (once)."""
+
+    def __init__(self, opened):
+        super().__init__()
+        self.opened, self.done = opened, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs["epoch"] == 2 and batch == 3 and not self.done:
+            self.done = True
+            os.kill(self.opened[0].pids[1], signal.SIGKILL)
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_pool_worker_costs_a_redone_epoch_not_the_run(blobs, caplog):
+    x, y = blobs
+    settings = {"epochs": 3, "batch_size": 50, "seed": 1, "validation": 0.2, "workers": 2}
+    straight = mlp([20, 8, 3], dtype=np.float64, seed=2)
+    expected = fit(straight, x, y, optimizer=Adam(lr=1e-2, average=0.9), **settings)
+    opened = []
+    model = mlp([20, 8, 3], dtype=np.float64, seed=2)
+    with caplog.at_level(logging.WARNING, "nodenet"):
+        history = fit(
+            model,
+            x,
+            y,
+            optimizer=Adam(lr=1e-2, average=0.9),
+            backend=_pools(opened),
+            callbacks=[KillWorker(opened)],
+            **settings,
+        )
+    assert len(opened) == 2  # the pool was started again
+    assert (
+        "worker 1" in caplog.text
+        and "epoch 2 redone from batch 0 (failure 1 of at most 3)" in caplog.text
+    )
+    np.testing.assert_allclose(model.weights, straight.weights, rtol=1e-12, atol=1e-14)
+    assert len(history.batches) == len(expected.batches)  # the redone batches once
+    assert [e["loss"] for e in history.epochs] == pytest.approx(
+        [e["loss"] for e in expected.epochs]
+    )
+    for pool in opened:
+        assert not any(p.is_alive() for p in pool.processes)
+
+
+@pytest.mark.timeout(120)
+def test_without_failures_left_a_lost_worker_ends_the_run(blobs):
+    from workers import WorkerError
+
+    x, y = blobs
+    opened = []
+    with pytest.raises(WorkerError, match=r"worker 1 .* died with exit code -9"):
+        fit(
+            mlp([20, 8, 3]),
+            x,
+            y,
+            epochs=3,
+            batch_size=50,
+            workers=2,
+            max_failures=0,
+            backend=_pools(opened),
+            callbacks=[KillWorker(opened)],
+        )
+    assert len(opened) == 1

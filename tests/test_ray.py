@@ -11,7 +11,7 @@ import signal
 import numpy as np
 import pytest
 
-from nodenet import SGD, Adam, Callback, Momentum, fit
+from nodenet import SGD, Adagrad, Adam, AdamW, Callback, Momentum, Nesterov, RMSProp, fit
 from tests.conftest import mlp
 
 pytestmark = [
@@ -55,7 +55,17 @@ def _reference(x, y, make):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
-    "make", [lambda: Adam(lr=1e-2, average=0.9), lambda: SGD(lr=0.1), lambda: Momentum(lr=0.05)]
+    "make",
+    [
+        lambda: SGD(lr=0.1),
+        lambda: Momentum(lr=0.05, weight_decay=1e-3),
+        lambda: Nesterov(lr=0.05),
+        lambda: RMSProp(lr=1e-3),
+        lambda: Adagrad(lr=0.05),
+        lambda: Adam(lr=1e-2, average=0.9),
+        lambda: AdamW(lr=1e-2, weight_decay=0.1),
+    ],
+    ids=["sgd", "momentum-l2", "nesterov", "rmsprop", "adagrad", "adam-averaged", "adamw"],
 )
 def test_ray_equals_in_process_for_any_actor_count(cluster, blobs, make):
     x, y = blobs
@@ -160,11 +170,36 @@ def test_when_the_failures_run_out_the_user_gets_a_worker_error(cluster, blobs):
             x,
             y,
             workers=2,
-            backend=_recording_factory(
-                backends, address=cluster.address, max_failures=0, timeout_s=20
-            ),
+            max_failures=0,
+            backend=_recording_factory(backends, address=cluster.address, timeout_s=20),
             callbacks=[KillAnActor(backends)],
             **SETTINGS,
         )
     assert time.monotonic() - started < 60
+    assert len(backends) == 1  # a final failure: fit does not start over
     assert backends[0].actors == []  # closed: every actor killed
+    assert _wait_until_gone(backends[0].pids[1:])
+
+
+class CtrlC(Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if logs["epoch"] == 1 and batch == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_kills_the_actors(cluster, blobs):
+    x, y = blobs
+    backends = []
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            mlp([20, 8, 3]),
+            x,
+            y,
+            workers=2,
+            backend=_recording_factory(backends, address=cluster.address),
+            callbacks=[CtrlC()],
+            **SETTINGS,
+        )
+    assert backends[0].actors == [] and _wait_until_gone(backends[0].pids)
+    assert not ray.is_initialized()  # the backend started the connection and ended it

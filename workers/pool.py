@@ -176,11 +176,14 @@ class WorkerPool:
         workers: int = 2,
         chunk: int | None = None,
         seed: int | None = None,
+        max_failures: int = 0,
         **options,
     ) -> WorkerPool:
         """The backend factory registered as ``"pool"`` (``fit(..., backend="pool")``).
-        Nothing in a worker is random, so ``seed`` is not used; ``options`` are the
-        other settings of :class:`WorkerPool`."""
+        Nothing in a worker is random, so ``seed`` is not used; a lost worker is not
+        replaced here (the split step has changed the shared parameters in place), so
+        ``max_failures`` is left to ``fit``, which restarts the pool and redoes the
+        epoch. ``options`` are the other settings of :class:`WorkerPool`."""
         return cls(model, x, y, workers, chunk, optimizer=optimizer, **options)
 
     @classmethod

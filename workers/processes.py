@@ -7,6 +7,8 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 
+from nodenet.backend import BackendError
+
 #: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
 SINGLE_THREAD_ENV = {
     name: "1"
@@ -24,7 +26,7 @@ PARENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_S = 3.0
 
 
-class WorkerError(RuntimeError):
+class WorkerError(BackendError):
     """A worker raised or died. ``worker`` is its id, ``exitcode`` its exit code (or
     ``None``), ``worker_traceback`` the traceback text it sent (or ``""``)."""
 

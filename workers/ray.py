@@ -225,11 +225,13 @@ class RayBackend:
             self.failures += 1
             cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             if self.failures > self.max_failures:
-                raise WorkerError(
+                failure = WorkerError(
                     f"ray worker {k} lost ({cause}); {self.failures - 1} failures were "
                     f"already recovered, max_failures={self.max_failures}",
                     k,
-                ) from error
+                )
+                failure.final = True  # fit must not start over: the failures ran out
+                raise failure from error
             if k >= 0:
                 ray.kill(self.actors[k], no_restart=True)
                 self.actors[k] = self._new_actor()
