@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts" / "exa
 import autoencoder
 import deeper_net
 import function_approx
+import gan
 import logic_gates
 import logistic_nine
 import optimizer_comparison
@@ -90,3 +91,15 @@ def test_autoencoder_reconstructs_through_32_numbers(mnist, tmp_path):
     assert result["test_reconstruction_loss"] < 0.6 * result["mean_image_loss"]
     assert result["mean_abs_pixel_error"] < 0.07
     assert _png(tmp_path / "autoencoder.png")
+
+
+@pytest.mark.slow
+def test_a_short_gan_run_neither_collapses_nor_lets_one_side_win(mnist, tmp_path):
+    """Bounds (README): the discriminator tells real from generated images in 30-95% of
+    cases (above: it has won and the generator learns nothing; far below: it has been
+    broken), and the generated images differ from each other at least a quarter as much
+    as real ones do (a collapsed generator draws one image: spread 0)."""
+    result = gan.main(["--out", str(tmp_path), "--epochs", "3", "--images", "30000", "--seed", "1"])
+    assert 0.3 <= result["discriminator_accuracy"] <= 0.95, result
+    assert result["sample_spread"] >= 0.25 * result["real_spread"], result
+    assert _png(tmp_path / "gan.png")
