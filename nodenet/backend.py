@@ -86,7 +86,8 @@ class Backend(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
-#: ``factory(model, x, y, *, optimizer, workers, chunk, seed, max_failures) -> Backend``
+#: ``factory(model, x, y, *, optimizer, workers, chunk, seed, max_failures,
+#: sample_weight) -> Backend``
 BackendFactory = Callable[..., Backend]
 
 
@@ -98,23 +99,38 @@ class BackendError(RuntimeError):
     final = False
 
 
+def weight_sum(weights: np.ndarray | None, rows: np.ndarray) -> float:
+    """What a step's summed gradients are divided by: the rows' total weight, or their
+    number when every sample counts once (``weights`` is ``None``)."""
+    return float(len(rows)) if weights is None else float(weights[rows].sum())
+
+
 class InProcess:
     """Backend that computes everything in this process, through the same
     :func:`~nodenet.backprop.batch_gradient` the workers run.
 
     ``x`` (n, N_0) inputs and ``y`` class labels (n,) or targets (n, N_L), validated
-    here. ``chunk`` splits a batch into pieces of at most that many samples (``None``:
-    the whole batch). A submitted step runs at once (``ahead`` is 1).
+    here; ``sample_weight`` (n,): how much each row counts (``None``: once each).
+    ``chunk`` splits a batch into pieces of at most that many samples (``None``: the
+    whole batch). A submitted step runs at once (``ahead`` is 1).
     """
 
     ahead = 1
 
-    def __init__(self, model: Model, x: np.ndarray, y: np.ndarray, chunk: int | None = None):
+    def __init__(
+        self,
+        model: Model,
+        x: np.ndarray,
+        y: np.ndarray,
+        chunk: int | None = None,
+        sample_weight: np.ndarray | None = None,
+    ):
         if chunk is not None:
             require_int("chunk", chunk, 1)
         self.model, self.chunk = model, chunk
         self.x = model.check_inputs(x)
         self.t = model.targets(y, len(self.x))
+        self.w = sample_weight
         self.dW = np.zeros_like(model.weights)
         self.db = np.zeros_like(model.biases)
         self.samples = 0
@@ -134,13 +150,14 @@ class InProcess:
         chunk: int | None = None,
         seed: int | None = None,
         max_failures: int = 0,
+        sample_weight: np.ndarray | None = None,
     ) -> InProcess:
         """The registry's factory for ``"inprocess"``. ``optimizer``, ``seed`` and
         ``max_failures`` are not needed here (the step runs where the optimizer lives,
         nothing is random, and there is no worker to lose)."""
         if workers:
             raise ValueError(f"the inprocess backend runs no workers; got workers={workers!r}")
-        return cls(model, x, y, chunk)
+        return cls(model, x, y, chunk, sample_weight)
 
     def _pieces(self, indices: np.ndarray, size: int | None) -> list[np.ndarray]:
         size = size or len(indices)
@@ -152,7 +169,13 @@ class InProcess:
         for k, piece in enumerate(self._pieces(indices, self.chunk)):
             # the first piece writes the gradient arrays, later pieces add to them
             loss, correct = batch_gradient(
-                self.model, self.x[piece], self.t[piece], self.dW, self.db, accumulate=k > 0
+                self.model,
+                self.x[piece],
+                self.t[piece],
+                self.dW,
+                self.db,
+                accumulate=k > 0,
+                weights=None if self.w is None else self.w[piece],
             )
             loss_sum += loss
             n_correct += correct
@@ -162,7 +185,8 @@ class InProcess:
 
     def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
         loss, correct, dW, db = self.gradient(indices)
-        optimizer.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+        n = weight_sum(self.w, indices)
+        optimizer.step_mean(self.model.weights, self.model.biases, dW, db, n)
         return loss, correct
 
     def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:

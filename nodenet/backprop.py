@@ -32,6 +32,8 @@ class Backprop:
     def __init__(self, model: Model):
         self.model = model
         self.targets: np.ndarray | None = None
+        #: per-sample weights of the pass (n,), or ``None`` (every sample counts once)
+        self.weights: np.ndarray | None = None
         #: ``dLoss/da`` of the output layer given from outside (:func:`backward`)
         self.output_gradient: np.ndarray | None = None
         self._dloss_da: dict[int, np.ndarray] = {}
@@ -42,19 +44,20 @@ class Backprop:
 
     def clear(self) -> None:
         """Forget everything of the previous pass (called when a new pass starts)."""
-        self.targets = self.output_gradient = None
+        self.targets = self.output_gradient = self.weights = None
         self._dloss_da.clear()
         self._delta.clear()
         self.computed.clear()
         self.hits = 0
         self.passes += 1
 
-    def begin(self, targets: np.ndarray) -> None:
-        """Set the targets ``(n, N_L)`` of the current pass."""
+    def begin(self, targets: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Set the targets ``(n, N_L)`` of the current pass, and the samples' weights
+        ``(n,)`` if they count differently (the loss is then ``sum w_i loss_i``)."""
         out = self.model.layers[-1].a
         if out is None or targets.shape != out.shape:
             raise ValueError("run a forward pass on the same samples before backpropagating")
-        self.targets = targets
+        self.targets, self.weights = targets, weights
 
     def begin_from_output(self, gradient: np.ndarray) -> None:
         """Start the recursion from a given ``dLoss/da`` of the output layer ``(n, N_L)``
@@ -84,6 +87,8 @@ class Backprop:
             value = self.output_gradient
         elif l == model.depth:
             value = model.loss.gradient(model.layers[l].a, self.targets)
+            if self.weights is not None:
+                value = value * self.weights[:, None]
         else:
             value = self.delta(l + 1) @ model.layers[l + 1].W
         self.computed["dloss_da", l] += 1
@@ -100,6 +105,8 @@ class Backprop:
         layer = self.model.layers[l]
         if l == self.model.depth and self.output_gradient is None:
             value = self.model.loss.delta(layer.activation, layer.z, layer.a, self.targets)
+            if self.weights is not None:
+                value = value * self.weights[:, None]
         else:
             value = layer.activation.vjp(layer.z, layer.a, self.dloss_da(l))
         self.computed["delta", l] += 1
@@ -130,18 +137,20 @@ def batch_gradient(
     dW: np.ndarray,
     db: np.ndarray,
     accumulate: bool = False,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Forward pass and cached backprop of one batch: the one code path that the
     in-process backend and every worker run.
 
     ``x`` (n, N_0) and ``t`` (n, N_L) are already validated and of the model's dtype.
     Writes (or adds) the gradients summed over the samples into ``dW`` and ``db``;
-    returns ``(loss_sum, n_correct)``.
+    returns ``(loss_sum, n_correct)``. With ``weights`` (n,) each sample's loss and
+    gradient count ``weights[i]`` times (the correct count does not).
     """
     a = model.propagate(x)
-    model.backprop.begin(t)
+    model.backprop.begin(t, weights)
     model.backprop.parameter_gradients(dW, db, accumulate)
-    return model.loss.value(a, t), model.loss.count_correct(a, t)
+    return model.loss.value(a, t, weights), model.loss.count_correct(a, t)
 
 
 def batch_evaluate(model: Model, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:

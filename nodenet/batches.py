@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from stopwatch import Stopwatch
 
-from .backend import Backend
+from .backend import Backend, weight_sum
 from .optimizers import Optimizer
 
 
@@ -37,6 +37,7 @@ class EpochBatches:
         halt: Callable[[], bool] = lambda: False,
         before_step: Callable[[int], None] = lambda b: None,
         carried: dict | None = None,
+        weights: np.ndarray | None = None,
     ):
         self.engine, self.optimizer, self.epoch, self.order = engine, optimizer, epoch, order
         self.batch_size, self.ahead, self.halt = batch_size, ahead, halt
@@ -47,6 +48,8 @@ class EpochBatches:
         self.pause_every = pause_every or self.n_batches
         self.submitted = self.done = first_batch
         carried = carried or {}
+        self.weights = weights
+        self.weight_total = carried.get("weight_total", float(carried.get("samples", 0)))
         self.loss_sum = carried.get("loss_sum", 0.0)
         self.n_correct = carried.get("n_correct", 0.0)
         self.samples = carried.get("samples", 0)
@@ -75,6 +78,7 @@ class EpochBatches:
                 self.engine.submit(self.rows(self.submitted), self.optimizer)
                 self.submitted += 1
             b, n = self.done, len(self.rows(self.done))
+            weight = weight_sum(self.weights, self.rows(self.done))
             loss, correct = self.engine.collect()
             self.done += 1
             self.loss_sum, self.n_correct, self.samples = (
@@ -82,13 +86,14 @@ class EpochBatches:
                 self.n_correct + correct,
                 self.samples + n,
             )
+            self.weight_total += weight
             yield (
                 b,
                 {
                     "epoch": self.epoch + 1,
                     "batch": b + 1,
                     "samples": n,
-                    "loss": loss / n,
+                    "loss": loss / weight,
                     "accuracy": correct / n,
                     "seconds": self.seconds_before + self.watch.duration,
                 },
@@ -101,6 +106,7 @@ class EpochBatches:
             "loss_sum": self.loss_sum,
             "n_correct": self.n_correct,
             "samples": self.samples,
+            "weight_total": self.weight_total,
             "seconds": self.seconds_before + self.watch.duration,
         }
 
@@ -110,7 +116,7 @@ class EpochBatches:
         seconds = self.seconds_before + self.watch.duration
         return {
             "epoch": self.epoch + 1,
-            "loss": self.loss_sum / max(self.samples, 1),
+            "loss": self.loss_sum / self.weight_total if self.weight_total else 0.0,
             "accuracy": self.n_correct / max(self.samples, 1),
             "seconds": seconds,
             "samples_per_s": self.samples / seconds if seconds else math.nan,

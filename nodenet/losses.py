@@ -26,8 +26,9 @@ class Loss:
     #: the output activation for which ``delta`` has the closed form ``a - t``
     fused_activation: type[Activation] | None = None
 
-    def value(self, a: np.ndarray, t: np.ndarray) -> float:
-        """Loss summed over the samples; ``a`` and ``t`` have shape ``(n, K)``."""
+    def value(self, a: np.ndarray, t: np.ndarray, weights: np.ndarray | None = None) -> float:
+        """Loss summed over the samples, each weighted by ``weights`` (n,) when given;
+        ``a`` and ``t`` have shape ``(n, K)``."""
         raise NotImplementedError
 
     def gradient(self, a: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -65,8 +66,8 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
     fused_activation = Softmax
 
-    def value(self, a, t):
-        return float(-np.sum(t * np.log(np.maximum(a, _floor(a.dtype)))))
+    def value(self, a, t, weights=None):
+        return _total(-(t * np.log(np.maximum(a, _floor(a.dtype)))), weights)
 
     def gradient(self, a, t):
         return -t / np.maximum(a, _floor(a.dtype))
@@ -96,9 +97,9 @@ class BinaryCrossEntropy(Loss):
         floor = _floor(a.dtype)
         return np.clip(a, floor, 1 - np.finfo(a.dtype).epsneg)
 
-    def value(self, a, t):
+    def value(self, a, t, weights=None):
         p = self._clip(a)
-        return float(-np.sum(t * np.log(p) + (1 - t) * np.log1p(-p)))
+        return _total(-(t * np.log(p) + (1 - t) * np.log1p(-p)), weights)
 
     def gradient(self, a, t):
         p = self._clip(a)
@@ -121,8 +122,8 @@ class SquaredError(Loss):
 
     name = "squared_error"
 
-    def value(self, a, t):
-        return float(np.sum((a - t) ** 2))
+    def value(self, a, t, weights=None):
+        return _total((a - t) ** 2, weights)
 
     def gradient(self, a, t):
         return 2 * (a - t)
@@ -131,6 +132,14 @@ class SquaredError(Loss):
         if a.shape[1] == 1:
             return float("nan")
         return super().count_correct(a, t)
+
+
+def _total(terms: np.ndarray, weights: np.ndarray | None) -> float:
+    """The sum of the (n, K) loss ``terms``; with ``weights`` (n,), of each sample's sum
+    times its weight."""
+    if weights is None:
+        return float(np.sum(terms))
+    return float(weights @ terms.sum(axis=1))
 
 
 def _class_indices(y: np.ndarray, n_classes: int) -> np.ndarray:

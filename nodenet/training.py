@@ -23,6 +23,7 @@ from .graph import Model
 from .history import History
 from .optimizers import Optimizer, get_optimizer
 from .signals import DeferredSignals
+from .weights import row_weights
 
 LOG = logging.getLogger("nodenet")
 
@@ -47,6 +48,8 @@ def fit(
     history: History | None = None,
     progress: bool = False,
     max_failures: int = 3,
+    sample_weight: np.ndarray | None = None,
+    class_weight: dict | str | None = None,
     **backend_options,
 ) -> History:
     """Train ``model`` on ``x`` (n, N_0) and ``y`` (class labels (n,) or targets
@@ -64,6 +67,10 @@ def fit(
     ``initial_epoch`` after ``initial_batch`` batches (with the checkpoint's optimizer
     and history) continues exactly as if never stopped. ``backend_options`` go to the
     backend's factory (``fit(..., backend="ray", workers=4, address="auto")``).
+
+    ``sample_weight`` (one per training row of ``x``) and ``class_weight``
+    (``{label: weight}`` or ``"balanced"``) make the training loss and its gradients
+    weighted means (:mod:`nodenet.weights`); validation stays unweighted.
 
     ``max_failures``: how many lost workers a run survives. A backend that can redo a
     step itself (Ray) replaces the worker; for one that cannot (the pool, whose split
@@ -87,6 +94,7 @@ def fit(
     optimizer = _optimizer(optimizer, lr)
     seed = int(np.random.SeedSequence().entropy) if seed is None else require_int("seed", seed, 0)
     x, t, train_idx, valid_idx = _training_rows(model, x, y, validation, seed)
+    weights = row_weights(t, train_idx, _split(sample_weight, validation, train_idx), class_weight)
     history = History() if history is None else history
     params = {
         "epochs": epochs,
@@ -105,6 +113,7 @@ def fit(
     model.stop_training = False
     open_backend = _backend_factory(backend, workers)
     run = _Run(model, hooks, train_idx, valid_idx, batch_size, validate_every, seed, epochs)
+    run.weights = weights
     start, failures = (initial_epoch, initial_batch), 0
     hooks.on_train_begin()
     while True:
@@ -120,6 +129,7 @@ def fit(
                     chunk=chunk,
                     seed=seed,
                     max_failures=max_failures,
+                    sample_weight=weights,
                     **backend_options,
                 ) as engine,
             ):
@@ -157,6 +167,7 @@ class _Run:
         self.validate_every, self.seed, self.n_epochs = validate_every, seed, n
         self.steps = 0  # run by this call of fit
         self.saved: tuple | None = None
+        self.weights: np.ndarray | None = None  # of every row (nodenet.weights)
 
     def epochs(self, engine: Backend, signals: DeferredSignals, first_epoch: int, first: int):
         """Train epochs ``first_epoch..`` (the first from batch ``first``)."""
@@ -183,6 +194,7 @@ class _Run:
                 halt=lambda: signals.requested or model.stop_training,
                 before_step=hooks.on_train_batch_begin,
                 carried=history.pop_partial_epoch() if first else None,
+                weights=self.weights,
             )
             hooks.on_epoch_begin(epoch, {"first_batch": first})
             logs = {}
@@ -258,6 +270,19 @@ def _stop(hooks: CallbackList, signals: DeferredSignals, epoch: int, batch: int,
     shielded from further signals, then raise :class:`~nodenet.signals.Interrupted`."""
     with signals.shield():
         hooks.on_interrupt(epoch, {"batch": batch, "steps": steps})
+
+
+def _split(sample_weight, validation, train_idx: np.ndarray):
+    """``sample_weight`` given for every row of ``x``, as the training rows' weights
+    (a validation fraction holds some rows out)."""
+    if sample_weight is None or isinstance(validation, tuple):
+        return sample_weight
+    given = np.asarray(sample_weight, dtype=np.float64)
+    if given.ndim != 1 or len(given) <= train_idx.max(initial=-1):
+        raise ValueError(
+            f"sample_weight must have one weight per row of x, got shape {given.shape}"
+        )
+    return given[train_idx]
 
 
 def _optimizer(optimizer: str | Optimizer, lr: float | None) -> Optimizer:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nodenet.backend import weight_sum
 from nodenet.checks import require_int
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer, optimizer_settings
@@ -93,6 +94,7 @@ class WorkerPool:
         updates a range of the parameters. ``False``: the parent sums the slots and
         steps while the workers idle.
     ahead : slots of the ring: how many steps :meth:`submit` keeps in flight.
+    sample_weight : (n,) how much each row counts (``None``: once each).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class WorkerPool:
         optimizer: Optimizer | None = None,
         split_step: bool = True,
         ahead: int = AHEAD,
+        sample_weight: np.ndarray | None = None,
     ):
         require_int("workers", workers, 1)
         require_int("ahead", ahead, 1)
@@ -123,6 +126,7 @@ class WorkerPool:
             LOG.warning("removed %d shared-memory blocks of dead nodenet processes", len(stale))
         self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
         self.optimizer = optimizer if split_step else None
+        self.w = sample_weight
         self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
         self._closed = False
@@ -138,7 +142,9 @@ class WorkerPool:
 
     # ----------------------------------------------------------------- start-up
     def _setup_arrays(self, x: np.ndarray, t: np.ndarray) -> None:
-        arrays = share_training_arrays(self._shared, self.model, x, t, self.workers, self.ahead)
+        arrays = share_training_arrays(
+            self._shared, self.model, x, t, self.workers, self.ahead, self.w
+        )
         if self.optimizer is not None:  # its state moves to shared memory, like the weights
             share_optimizer_state(self._shared, self.optimizer)
         self.grad_w, self.grad_b = arrays["grad_w"], arrays["grad_b"]
@@ -177,6 +183,7 @@ class WorkerPool:
         chunk: int | None = None,
         seed: int | None = None,
         max_failures: int = 0,
+        sample_weight: np.ndarray | None = None,
         **options,
     ) -> WorkerPool:
         """The backend factory registered as ``"pool"`` (``fit(..., backend="pool")``).
@@ -184,7 +191,9 @@ class WorkerPool:
         replaced here (the split step has changed the shared parameters in place), so
         ``max_failures`` is left to ``fit``, which restarts the pool and redoes the
         epoch. ``options`` are the other settings of :class:`WorkerPool`."""
-        return cls(model, x, y, workers, chunk, optimizer=optimizer, **options)
+        return cls(
+            model, x, y, workers, chunk, optimizer=optimizer, sample_weight=sample_weight, **options
+        )
 
     @classmethod
     def factory(cls, workers: int = 2, **settings) -> Callable[..., WorkerPool]:
@@ -264,7 +273,8 @@ class WorkerPool:
         ``(loss_sum, n_correct)`` of a step the parent has finished."""
         if optimizer is not self.optimizer:
             loss, correct, dW, db = self.gradient(indices)
-            optimizer.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+            n = weight_sum(self.w, indices)
+            optimizer.step_mean(self.model.weights, self.model.biases, dW, db, n)
             return loss, correct
         if len(indices) == 0:
             return 0.0, 0.0
@@ -280,7 +290,8 @@ class WorkerPool:
             config = optimizer.config()
             hyper = [config[key] for key in optimizer_settings(optimizer.name)]
         t = optimizer.t if optimizer is not None else 0
-        return self.steps.publish(kind, indices, t, self.chunk or 0, hyper)
+        norm = weight_sum(self.w, indices)
+        return self.steps.publish(kind, indices, t, self.chunk or 0, hyper, norm)
 
     def _result(self, step: int) -> tuple[float, float]:
         """``(loss_sum, n_correct)`` of ``step`` once every worker has done it."""

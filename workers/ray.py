@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nodenet.backend import weight_sum
 from nodenet.checks import require_int, require_number
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer
@@ -47,9 +48,9 @@ def _ray():
 class GradientActor:
     """One Ray actor: a model over private flat arrays and the training data."""
 
-    def __init__(self, config: dict, dtype: str, x: np.ndarray, t: np.ndarray):
+    def __init__(self, config: dict, dtype: str, x: np.ndarray, t: np.ndarray, w=None):
         self.model = Model.from_config(config).construct(seed=None, dtype=dtype)
-        self.x, self.t = x, t
+        self.x, self.t, self.w = x, t, w
         self.dW = np.zeros_like(self.model.weights)
         self.db = np.zeros_like(self.model.biases)
 
@@ -62,7 +63,10 @@ class GradientActor:
 
         clock = time.perf_counter()
         self.model.weights[...], self.model.biases[...] = parameters
-        loss, correct = batch_gradient(self.model, self.x[rows], self.t[rows], self.dW, self.db)
+        weights = None if self.w is None else self.w[rows]
+        loss, correct = batch_gradient(
+            self.model, self.x[rows], self.t[rows], self.dW, self.db, weights=weights
+        )
         return loss, correct, self.dW, self.db, time.perf_counter() - clock
 
     def evaluate(self, parameters, rows: np.ndarray):
@@ -95,6 +99,7 @@ class RayBackend:
         address: str | None = None,
         max_failures: int = MAX_FAILURES,
         timeout_s: float = TIMEOUT_S,
+        sample_weight: np.ndarray | None = None,
     ):
         ray = _ray()
         require_int("workers", workers, 1)
@@ -113,7 +118,8 @@ class RayBackend:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self._ray = ray
         self._remote = ray.remote(num_cpus=1)(GradientActor)
-        self._data = ray.put(x), ray.put(t)
+        self.w = sample_weight
+        self._data = ray.put(x), ray.put(t), ray.put(sample_weight)
         self.actors: list = []
         try:
             self.actors = [self._new_actor() for _ in range(workers)]
@@ -155,7 +161,8 @@ class RayBackend:
 
     def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
         loss, correct, dW, db = self.gradient(indices)
-        optimizer.step_mean(self.model.weights, self.model.biases, dW, db, len(indices))
+        n = weight_sum(self.w, indices)
+        optimizer.step_mean(self.model.weights, self.model.biases, dW, db, n)
         return loss, correct
 
     def submit(self, indices: np.ndarray, optimizer: Optimizer) -> None:

@@ -6,6 +6,7 @@ Arrays (``R`` slots, ``W`` workers, created by ``shared.share_training_arrays``)
 - ``ring_rows`` (R, n): the row indices of the step in each slot (step ``s`` uses slot
   ``s % R``); ``ring_info`` (R, 4): kind, rows ``n``, optimizer step ``t``, ``chunk``
   (0: the step split evenly); ``ring_hyper`` (R, 8): the optimizer's settings;
+  ``ring_norm`` (R,): what the summed gradient is divided by (rows, or their weight);
 - ``ring_results`` (R, W, 2): each worker's loss sum and correct count of the step;
 - ``ring_ctl`` (2 + 2W, 8) int64, one 64-byte line per counter so that no two
   processes write the same cache line: ``published`` (steps the parent has written),
@@ -39,6 +40,7 @@ def ring_shapes(slots: int, rows: int, workers: int) -> dict[str, tuple[tuple[in
         "ring_rows": ((slots, rows), np.int64),
         "ring_info": ((slots, 4), np.int64),
         "ring_hyper": ((slots, HYPER), np.float64),
+        "ring_norm": ((slots,), np.float64),
         "ring_results": ((slots, workers, 2), np.float64),
         "ring_ctl": ((2 + 2 * workers, 8), np.int64),
         "ring_counters": ((workers, len(COUNTERS)), np.float64),
@@ -67,6 +69,7 @@ class Ring:
     def __init__(self, arrays: dict):
         self.rows, self.info = arrays["ring_rows"], arrays["ring_info"]
         self.hyper, self.results = arrays["ring_hyper"], arrays["ring_results"]
+        self.norm = arrays["ring_norm"]
         self.counters, self.ctl = arrays["ring_counters"], arrays["ring_ctl"]
         self.slots, self.workers = len(self.rows), self.results.shape[1]
         self.grads_done = self.ctl[2 : 2 + self.workers, 0]

@@ -78,15 +78,23 @@ class SharedArrays:
 
 
 def share_training_arrays(
-    shared: SharedArrays, model, x: np.ndarray, t: np.ndarray, workers: int, slots: int
+    shared: SharedArrays,
+    model,
+    x: np.ndarray,
+    t: np.ndarray,
+    workers: int,
+    slots: int,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Create the pool's blocks in ``shared`` and move ``model``'s flat parameters into
     them (the model is rebound to the shared ``weights`` and ``biases``): the data ``x``
-    (n, N_0) and ``t`` (n, N_L); ``grad_w`` (workers, n_weights) and ``grad_b``
+    (n, N_0) and ``t`` (n, N_L) (and the rows' ``weights`` (n,), when given); ``grad_w`` (workers, n_weights) and ``grad_b``
     (workers, n_biases), one gradient slot per worker; the ring of ``slots`` steps
     (``workers/ring.py``). Returns ``shared.arrays``."""
     shared.create("x", x.shape, x.dtype)[...] = x
     shared.create("t", t.shape, t.dtype)[...] = t
+    if weights is not None:
+        shared.create("w", weights.shape, weights.dtype)[...] = weights
     weights = shared.create("weights", model.weights.shape, model.dtype)
     biases = shared.create("biases", model.biases.shape, model.dtype)
     weights[...], biases[...] = model.weights, model.biases

@@ -28,9 +28,10 @@ class Steps:
         self.kept: dict[int, tuple[float, float]] = {}  # results saved from reused slots
         self.pending: set[int] = set()  # steps published whose results are not read
 
-    def publish(self, kind: int, rows: np.ndarray, t: int, chunk: int, hyper) -> int:
+    def publish(self, kind: int, rows: np.ndarray, t: int, chunk: int, hyper, norm: float) -> int:
         """Write step ``published`` (``kind``, row indices ``rows``, optimizer step ``t``,
-        ``chunk``, optimizer settings ``hyper`` or ``None``) and publish it."""
+        ``chunk``, optimizer settings ``hyper`` or ``None``, the divisor ``norm`` of the
+        summed gradient) and publish it."""
         step, ring = self.published, self.ring
         previous = step - ring.slots  # the step that last used this slot
         self.wait_done(previous)
@@ -39,6 +40,7 @@ class Steps:
         slot = ring.slot(step)
         ring.rows[slot, : len(rows)] = rows
         ring.info[slot] = kind, len(rows), t, chunk
+        ring.norm[slot] = norm
         if hyper is not None:
             ring.hyper[slot, : len(hyper)] = hyper
         self.pending.add(step)

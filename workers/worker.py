@@ -88,7 +88,7 @@ class Worker:
             if kind == TRAIN:
                 count("barrier_s", self.wait(lambda s=step: ring.grads_done.min() > s))
                 clock = time.perf_counter()
-                self.stepper.update(*self.update_range, ring.hyper[slot], t, n)
+                self.stepper.update(*self.update_range, ring.hyper[slot], t, ring.norm[slot])
                 count("update_s", time.perf_counter() - clock)
                 count("updates", 1)
                 ring.counters[me] = self.counters
@@ -104,7 +104,7 @@ class Worker:
     def compute(self, kind: int, rows: np.ndarray, mine: list) -> tuple[float, float]:
         """Loss sum and correct count of this worker's pieces; a gradient step writes its
         gradient into the worker's slot (zeros when it has no rows)."""
-        x, t = self.arrays["x"], self.arrays["t"]
+        x, t, w = self.arrays["x"], self.arrays["t"], self.arrays.get("w")
         loss = correct = 0.0
         if kind != EVALUATE and not mine:
             self.grad_w.fill(0)
@@ -115,7 +115,13 @@ class Worker:
                 piece_loss, piece_correct = self.batch_evaluate(self.model, x[piece], t[piece])
             else:  # the first piece writes the slot, later ones add to it
                 piece_loss, piece_correct = self.batch_gradient(
-                    self.model, x[piece], t[piece], self.grad_w, self.grad_b, accumulate=k > 0
+                    self.model,
+                    x[piece],
+                    t[piece],
+                    self.grad_w,
+                    self.grad_b,
+                    accumulate=k > 0,
+                    weights=None if w is None else w[piece],
                 )
             loss += piece_loss
             correct += piece_correct
@@ -163,8 +169,8 @@ class RangeStep:
         self.make = get_optimizer
         self.optimizer, self.hyper = None, None
 
-    def update(self, start: int, stop: int, hyper: np.ndarray, t: int, n: int) -> None:
-        """Step ``t`` on the mean over ``n`` samples; ``hyper``: the optimizer's settings
+    def update(self, start: int, stop: int, hyper: np.ndarray, t: int, n: float) -> None:
+        """Step ``t`` on the summed gradient divided by ``n`` (samples, or their weight); ``hyper``: the optimizer's settings
         in the order of ``optimizer_settings`` (rebuilt only when they change)."""
         values = tuple(hyper[: len(self.keys)].tolist())
         if values != self.hyper:
