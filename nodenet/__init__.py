@@ -19,9 +19,10 @@ from .callbacks import (
 )
 from .checkpoint import Checkpoint
 from .data import DataError, Normaliser
-from .graph import Layer, Model, Node
+from .graph import Layer, Model
 from .history import History
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
+from .node import Node
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from .training import fit
 

@@ -20,45 +20,7 @@ from .checks import require_int
 from .init import initialise
 from .layout import ParameterLayout
 from .losses import Loss, get_loss
-
-
-class Node:
-    """One node ``j`` of a layer. ``z``, ``a`` (shape ``(n,)``), ``weights_in``
-    (shape ``(N_{l-1},)``) and ``bias`` (shape ``(1,)``) are views into its layer."""
-
-    def __init__(self, layer: Layer, index: int):
-        self.layer = layer
-        self.index = index
-
-    @property
-    def z(self) -> np.ndarray:
-        return self.layer.z[:, self.index]
-
-    @property
-    def a(self) -> np.ndarray:
-        return self.layer.a[:, self.index]
-
-    @property
-    def weights_in(self) -> np.ndarray:
-        return self.layer.W[self.index]
-
-    @property
-    def bias(self) -> np.ndarray:
-        return self.layer.b[self.index : self.index + 1]
-
-    def calculate(self, prev_a: np.ndarray) -> np.ndarray:
-        """The slow, readable pre-activation ``z_j = b_j + sum_i w_ji * a_i``.
-
-        ``prev_a`` has shape ``(n, N_{l-1})``; returns ``z_j`` of shape ``(n,)``. The
-        layer's vectorised ``z[:, j]`` must equal this (tests check it node by node).
-        """
-        z = np.full(prev_a.shape[0], self.bias[0], dtype=prev_a.dtype)
-        for i, w in enumerate(self.weights_in):
-            z += w * prev_a[:, i]
-        return z
-
-    def __repr__(self) -> str:
-        return f"Node(layer={self.layer.index}, index={self.index})"
+from .node import Node
 
 
 class Layer:

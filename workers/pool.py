@@ -1,30 +1,20 @@
 """``WorkerPool``: N processes computing mini-batch gradients over shared memory.
 
-The training data, the model's flat ``weights`` and ``biases``, one gradient slot per
-worker (``grad_w`` / ``grad_b``) and the optimizer's state live in shared memory for the
-life of the pool. The parent hands steps to the workers through a ring of slots in
-shared memory (``workers/ring.py``): it writes a step's row indices and settings into a
-slot and raises the ``published`` count; no message travels per step. In a training
-step every worker computes the gradient of its pieces into its slot, the workers meet
-at a barrier, each applies the optimizer to its own range of the parameters (the split
-step), and they meet again before the next step reads the weights.
-
-:meth:`WorkerPool.submit` publishes a step and returns at once (up to ``ahead`` steps in
-flight, one per slot); :meth:`WorkerPool.collect` returns their results in order. The
-parent sleeps while it waits, checking every ``POLL_S`` that the workers are alive and
-reading the output channel, which carries only :class:`~workers.messages.Ready` and
-:class:`~workers.messages.Failed`.
+The training data, the flat ``weights`` and ``biases``, one gradient slot per worker and
+the optimizer's state live in shared memory for the life of the pool. Steps reach the
+workers through a ring in shared memory (``ring.py``, ``steps.py``), no message per step;
+in a training step each worker computes its pieces into its slot, the workers meet at a
+barrier, each applies the optimizer to its range of the parameters, and they meet again
+(``worker.py``). The output channel carries only ``Ready`` and ``Failed``.
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
 import multiprocessing as mp
 import os
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -42,6 +32,7 @@ from .messages import Ready, receive
 from .processes import (
     WorkerError,
     check_alive,
+    close_at_exit,
     start_processes,
     stop_processes,
     warn_about_cores,
@@ -60,19 +51,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LOG = logging.getLogger("nodenet.workers")
-_OPEN_POOLS: weakref.WeakSet = weakref.WeakSet()
 AHEAD = 16  # ring slots: training steps in flight (see WorkerPool.submit)
 POLL_S = 0.02  # how long the parent waits for a message before it looks at the workers
 START_TIMEOUT_S = 120.0
-
-
-@atexit.register
-def _close_open_pools() -> None:
-    """Close every pool still open at exit. Registered after multiprocessing's own exit
-    handler, so it runs first: that handler would SIGTERM and join the workers, which
-    ignore SIGTERM (it is the parent's to handle), and wait for ever."""
-    for pool in list(_OPEN_POOLS):
-        pool.close()
 
 
 class WorkerPool:
@@ -131,7 +112,7 @@ class WorkerPool:
         self.processes: list = []
         self._closed = False
         start_resource_tracker()
-        _OPEN_POOLS.add(self)
+        close_at_exit(self)
         self._shared = SharedArrays()
         try:
             self._setup_arrays(x, t)
@@ -339,7 +320,6 @@ class WorkerPool:
                     for key, value in state.items():
                         state[key] = value.copy()
             self._shared.unlink()
-            _OPEN_POOLS.discard(self)
 
     def __enter__(self) -> WorkerPool:
         return self

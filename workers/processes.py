@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Sequence
+from multiprocessing import util as _mp_util  # noqa: F401  (its exit handler registers first)
 
 from nodenet.backend import BackendError
 
@@ -37,6 +40,23 @@ class WorkerError(BackendError):
         self.worker = worker
         self.exitcode = exitcode
         self.worker_traceback = worker_traceback
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+def close_at_exit(pool) -> None:
+    """Have ``pool.close()`` run at interpreter exit if it is still open then."""
+    _OPEN.add(pool)
+
+
+@atexit.register
+def _close_open_pools() -> None:
+    """Close every pool still open at exit. Registered after multiprocessing's own exit
+    handler (imported above), so it runs first: that handler would SIGTERM and join the
+    workers, which ignore SIGTERM, and wait for ever."""
+    for pool in list(_OPEN):
+        pool.close()
 
 
 def warn_about_cores(workers: int, log) -> None:
