@@ -28,6 +28,7 @@ from stopwatch import Stopwatch
 
 from .backprop import batch_evaluate, batch_gradient
 from .checks import require_int
+from .dropout import TrainingPass
 from .graph import Model
 from .optimizers import Optimizer
 
@@ -112,7 +113,9 @@ class InProcess:
     ``x`` (n, N_0) inputs and ``y`` class labels (n,) or targets (n, N_L), validated
     here; ``sample_weight`` (n,): how much each row counts (``None``: once each).
     ``chunk`` splits a batch into pieces of at most that many samples (``None``: the
-    whole batch). A submitted step runs at once (``ahead`` is 1).
+    whole batch; a model with batch norm always takes the whole batch, whose statistics
+    it needs). ``seed``: the run's seed, which keys the dropout masks with the optimizer
+    step and the rows. A submitted step runs at once (``ahead`` is 1).
     """
 
     ahead = 1
@@ -124,10 +127,13 @@ class InProcess:
         y: np.ndarray,
         chunk: int | None = None,
         sample_weight: np.ndarray | None = None,
+        seed: int | None = None,
     ):
         if chunk is not None:
             require_int("chunk", chunk, 1)
-        self.model, self.chunk = model, chunk
+        self.model, self.chunk, self.seed = model, chunk, seed or 0
+        if model.layout.normalised:
+            self.chunk = None
         self.x = model.check_inputs(x)
         self.t = model.targets(y, len(self.x))
         self.w = sample_weight
@@ -152,18 +158,22 @@ class InProcess:
         max_failures: int = 0,
         sample_weight: np.ndarray | None = None,
     ) -> InProcess:
-        """The registry's factory for ``"inprocess"``. ``optimizer``, ``seed`` and
-        ``max_failures`` are not needed here (the step runs where the optimizer lives,
-        nothing is random, and there is no worker to lose)."""
+        """The registry's factory for ``"inprocess"``. ``optimizer`` and ``max_failures``
+        are not needed here (the step runs where the optimizer lives, and there is no
+        worker to lose)."""
         if workers:
             raise ValueError(f"the inprocess backend runs no workers; got workers={workers!r}")
-        return cls(model, x, y, chunk, sample_weight)
+        return cls(model, x, y, chunk, sample_weight, seed)
 
     def _pieces(self, indices: np.ndarray, size: int | None) -> list[np.ndarray]:
         size = size or len(indices)
         return [indices[i : i + size] for i in range(0, len(indices), size)]
 
-    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    def gradient(
+        self, indices: np.ndarray, step: int = 0, update_running: bool = False
+    ) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """See :class:`Backend`; ``step`` keys the dropout masks, ``update_running``
+        moves the batch-norm running statistics (a training step does both)."""
         self.watch.start()
         loss_sum = n_correct = 0.0
         for k, piece in enumerate(self._pieces(indices, self.chunk)):
@@ -176,6 +186,7 @@ class InProcess:
                 self.db,
                 accumulate=k > 0,
                 weights=None if self.w is None else self.w[piece],
+                training=TrainingPass(piece, self.seed, step, update_running=update_running),
             )
             loss_sum += loss
             n_correct += correct
@@ -184,7 +195,7 @@ class InProcess:
         return loss_sum, n_correct, self.dW, self.db
 
     def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
-        loss, correct, dW, db = self.gradient(indices)
+        loss, correct, dW, db = self.gradient(indices, optimizer.t + 1, update_running=True)
         n = weight_sum(self.w, indices)
         optimizer.step_mean(self.model.weights, self.model.biases, dW, db, n)
         return loss, correct

@@ -9,6 +9,11 @@ Both terms are memoised for the current forward pass, so each is computed once; 
 cache is cleared whenever a new pass starts (``Model.propagate``). The parameter
 gradients follow: ``dW(l) = delta(l).T @ a(l - 1)`` and ``db(l) = delta(l).sum(0)``,
 written straight into the flat gradient arrays at the layers' start indices.
+
+A layer with dropout scales ``dloss_da(l)`` by its mask before the activation's vjp. For
+a layer with batch norm, ``delta(l)`` is ``dLoss/du`` of its un-normalised ``u = a(l-1)
+@ W.T`` (:mod:`nodenet.batchnorm`), and its shift ``beta`` (the bias block) and scale
+``gamma`` get ``sum g`` and ``sum g * xhat`` of ``g = dLoss/dz``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from .dropout import TrainingPass
     from .graph import Model
 
 
@@ -38,6 +44,8 @@ class Backprop:
         self.output_gradient: np.ndarray | None = None
         self._dloss_da: dict[int, np.ndarray] = {}
         self._delta: dict[int, np.ndarray] = {}
+        #: ``(dgamma, dbeta)`` of each batch-norm layer, found with its ``delta``
+        self._normalised: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.computed: Counter = Counter()
         self.hits = 0
         self.passes = 0
@@ -47,6 +55,7 @@ class Backprop:
         self.targets = self.output_gradient = self.weights = None
         self._dloss_da.clear()
         self._delta.clear()
+        self._normalised.clear()
         self.computed.clear()
         self.hits = 0
         self.passes += 1
@@ -96,8 +105,9 @@ class Backprop:
         return value
 
     def delta(self, l: int) -> np.ndarray:
-        """``dLoss/dz`` of layer ``l``, shape ``(n, N_l)``. At the output layer the loss
-        gives it directly (fused ``a - t`` where the activation allows)."""
+        """``dLoss/dz`` of layer ``l`` (``dLoss/du`` with batch norm), shape ``(n, N_l)``.
+        At the output layer the loss gives ``dLoss/dz`` directly (fused ``a - t`` where
+        the activation allows)."""
         if l in self._delta:
             self.hits += 1
             return self._delta[l]
@@ -108,7 +118,12 @@ class Backprop:
             if self.weights is not None:
                 value = value * self.weights[:, None]
         else:
-            value = layer.activation.vjp(layer.z, layer.a, self.dloss_da(l))
+            upstream = self.dloss_da(l)
+            if layer.keep is not None:
+                upstream = upstream * layer.keep
+            value = layer.activation.vjp(layer.z, layer.fz, upstream)
+        if layer.norm is not None:
+            value, *self._normalised[l] = layer.norm.backward(value, layer.gamma)
         self.computed["delta", l] += 1
         self._delta[l] = value
         return value
@@ -124,9 +139,16 @@ class Backprop:
             prev_a = model.layers[l - 1].a
             if accumulate:
                 dW_l += delta.T @ prev_a
-                db_l += delta.sum(axis=0)
             else:
                 np.matmul(delta.T, prev_a, out=dW_l)
+            if l in self._normalised:
+                dgamma, dbeta = self._normalised[l]
+                dgamma_l = model.layout.scales[l].view(dW)
+                dgamma_l[...] = dgamma + dgamma_l if accumulate else dgamma
+                db_l[...] = dbeta + db_l if accumulate else dbeta
+            elif accumulate:
+                db_l += delta.sum(axis=0)
+            else:
                 np.sum(delta, axis=0, out=db_l)
 
 
@@ -138,6 +160,7 @@ def batch_gradient(
     db: np.ndarray,
     accumulate: bool = False,
     weights: np.ndarray | None = None,
+    training: TrainingPass | None = None,
 ) -> tuple[float, float]:
     """Forward pass and cached backprop of one batch: the one code path that the
     in-process backend and every worker run.
@@ -145,17 +168,21 @@ def batch_gradient(
     ``x`` (n, N_0) and ``t`` (n, N_L) are already validated and of the model's dtype.
     Writes (or adds) the gradients summed over the samples into ``dW`` and ``db``;
     returns ``(loss_sum, n_correct)``. With ``weights`` (n,) each sample's loss and
-    gradient count ``weights[i]`` times (the correct count does not).
+    gradient count ``weights[i]`` times (the correct count does not). ``training``: the
+    pass's dropout key and batch-norm sync (see :meth:`Model.propagate`).
     """
-    a = model.propagate(x)
+    a = model.propagate(x, training)
     model.backprop.begin(t, weights)
     model.backprop.parameter_gradients(dW, db, accumulate)
     return model.loss.value(a, t, weights), model.loss.count_correct(a, t)
 
 
-def batch_evaluate(model: Model, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
-    """Forward pass only: ``(loss_sum, n_correct)`` of validated ``x`` and ``t``."""
-    a = model.propagate(x)
+def batch_evaluate(
+    model: Model, x: np.ndarray, t: np.ndarray, training: TrainingPass | None = None
+) -> tuple[float, float]:
+    """Forward pass only: ``(loss_sum, n_correct)`` of validated ``x`` and ``t``
+    (a prediction pass unless ``training`` is given)."""
+    a = model.propagate(x, training)
     return model.loss.value(a, t), model.loss.count_correct(a, t)
 
 

@@ -272,19 +272,24 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
-            self.model.weights[...], self.model.biases[...] = self.best_weights
+            model = self.model
+            flats = (model.weights, model.biases, model.running)
+            for flat, best in zip(flats, self.best_weights, strict=True):
+                if best is not None:
+                    flat[...] = best
 
-    def _validated_weights(self) -> tuple[np.ndarray, np.ndarray]:
-        optimizer = self.model.optimizer
+    def _validated_weights(self) -> tuple[np.ndarray, ...]:
+        """``(weights, biases, running)`` as validated (batch-norm statistics too)."""
+        optimizer, model = self.model.optimizer, self.model
         if optimizer is not None and optimizer.average and optimizer.t:
-            return optimizer.averaged()
-        return self.model.weights.copy(), self.model.biases.copy()
+            return (*optimizer.averaged(), model.running.copy())
+        return model.weights.copy(), model.biases.copy(), model.running.copy()
 
     def get_state(self) -> dict:
         state = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
         state["stopped_epoch"] = self.stopped_epoch
         if self.best_weights is not None:
-            state["best_weights"], state["best_biases"] = self.best_weights
+            state["best_weights"], state["best_biases"], state["best_running"] = self.best_weights
         return state
 
     def set_state(self, state: dict) -> None:
@@ -293,4 +298,7 @@ class EarlyStopping(Callback):
         self.wait = int(state.get("wait", 0))
         self.stopped_epoch = int(state.get("stopped_epoch", -1))
         weights = state.get("best_weights")
-        self.best_weights = None if weights is None else (weights, state["best_biases"])
+        if weights is None:
+            self.best_weights = None
+        else:  # checkpoints from before batch norm hold no running statistics
+            self.best_weights = (weights, state["best_biases"], state.get("best_running"))

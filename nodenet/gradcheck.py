@@ -17,20 +17,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backprop import batch_evaluate
+from .dropout import TrainingPass
 from .graph import Layer, Model
 
 
 @dataclass
 class LayerCheck:
-    """Largest relative error of layer ``layer``'s weights and biases."""
+    """Largest relative error of layer ``layer``'s weights, biases and (with batch norm)
+    scales."""
 
     layer: int
     weight_error: float
     bias_error: float
+    scale_error: float = 0.0
 
     @property
     def max_error(self) -> float:
-        return max(self.weight_error, self.bias_error)
+        return max(self.weight_error, self.bias_error, self.scale_error)
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
@@ -39,17 +42,24 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
 
 
 def numeric_gradient(
-    model: Model, x: np.ndarray, t: np.ndarray, flat: np.ndarray, indices: np.ndarray, eps: float
+    model: Model,
+    x: np.ndarray,
+    t: np.ndarray,
+    flat: np.ndarray,
+    indices: np.ndarray,
+    eps: float,
+    training: TrainingPass | None = None,
 ) -> np.ndarray:
     """Central differences of the summed loss w.r.t. ``flat[indices]``, where ``flat`` is
-    ``model.weights`` or ``model.biases``."""
+    ``model.weights`` or ``model.biases``, in passes like ``training`` (fixed dropout
+    masks, batch statistics) or prediction passes (``None``)."""
     grads = np.empty(len(indices))
     for k, i in enumerate(indices):
         saved = flat[i]
         flat[i] = saved + eps
-        plus, _ = batch_evaluate(model, x, t)
+        plus, _ = batch_evaluate(model, x, t, training)
         flat[i] = saved - eps
-        minus, _ = batch_evaluate(model, x, t)
+        minus, _ = batch_evaluate(model, x, t, training)
         flat[i] = saved
         grads[k] = (plus - minus) / (2 * eps)
     return grads
@@ -62,30 +72,37 @@ def check_gradients(
     eps: float = 1e-5,
     max_per_layer: int | None = 200,
     seed: int = 0,
+    training: TrainingPass | None = None,
 ) -> list[LayerCheck]:
     """Per layer, the largest relative error between analytic and numeric gradients.
 
     ``max_per_layer`` parameters per layer and kind are checked (chosen at random with
-    ``seed``; ``None`` checks them all). The model should be float64.
+    ``seed``; ``None`` checks them all). The model should be float64. ``training``: check
+    training passes (dropout with the masks it keys, batch norm with batch statistics);
+    a model with batch norm needs one, and by default gets ``TrainingPass(rows 0..n-1)``.
     """
     if model.dtype != np.float64:
         raise ValueError("gradient checks need a float64 model: construct(dtype=np.float64)")
     x = model.check_inputs(x)
     t = model.targets(y, len(x))
-    _, dW, db = model.gradient(x, y)
+    if training is None and model.layout.normalised:
+        training = TrainingPass(np.arange(len(x)))
+    _, dW, db = model.gradient(x, y, training)
     rng = np.random.default_rng(seed)
+    layout = model.layout
     results = []
     for l in range(1, model.depth + 1):
         errors = []
         for flat, grad, block in (
-            (model.weights, dW, model.layout.weights[l]),
-            (model.biases, db, model.layout.biases[l]),
+            (model.weights, dW, layout.weights[l]),
+            (model.biases, db, layout.biases[l]),
+            (model.weights, dW, layout.scales[l]),
         ):
             idx = np.arange(block.start, block.stop)
             if max_per_layer is not None and len(idx) > max_per_layer:
                 idx = rng.choice(idx, size=max_per_layer, replace=False)
-            numeric = numeric_gradient(model, x, t, flat, idx, eps)
-            errors.append(float(relative_error(grad[idx], numeric).max()))
+            numeric = numeric_gradient(model, x, t, flat, idx, eps, training)
+            errors.append(float(relative_error(grad[idx], numeric).max(initial=0.0)))
         results.append(LayerCheck(l, *errors))
     return results
 
@@ -103,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-activation", default="softmax", help="default softmax")
     parser.add_argument("--loss", default="cross_entropy", help="default cross_entropy")
     parser.add_argument("--samples", type=int, default=8, help="batch size (default 8)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="hidden dropout rate")
+    parser.add_argument("--batch-norm", action="store_true", help="batch norm in hidden layers")
     parser.add_argument("--eps", type=float, default=1e-5, help="finite-difference step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1e-6, help="fail above this error")
     args = parser.parse_args(argv)
 
-    layers = [Layer(n, args.activation) for n in args.hidden]
+    layers = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
     layers.append(Layer(args.outputs, args.output_activation))
     model = Model(args.inputs, args.loss, layers).construct(args.seed, dtype=np.float64)
     rng = np.random.default_rng(args.seed)
@@ -117,10 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         y = rng.integers(0, args.outputs, size=args.samples)
     else:
         y = rng.uniform(size=(args.samples, args.outputs))
-    print(f"{model}\n{'layer':>5} {'weights':>12} {'biases':>12}")
+    print(f"{model}\n{'layer':>5} {'weights':>12} {'biases':>12} {'scales':>12}")
     worst = 0.0
-    for check in check_gradients(model, x, y, eps=args.eps, max_per_layer=None):
-        print(f"{check.layer:>5} {check.weight_error:>12.3e} {check.bias_error:>12.3e}")
+    training = TrainingPass(np.arange(args.samples), args.seed, step=1)
+    for check in check_gradients(model, x, y, args.eps, None, training=training):
+        errors = (check.weight_error, check.bias_error, check.scale_error)
+        print(f"{check.layer:>5} " + " ".join(f"{e:>12.3e}" for e in errors))
         worst = max(worst, check.max_error)
     verdict = "ok" if worst <= args.tolerance else "FAILED"
     print(f"largest relative error {worst:.3e}: {verdict} (tolerance {args.tolerance:g})")

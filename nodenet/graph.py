@@ -16,7 +16,9 @@ import numpy as np
 
 from .activations import Activation, Identity, get_activation
 from .backprop import Backprop, backward, batch_gradient, input_gradient
-from .checks import require_int
+from .batchnorm import Normalisation, WholeBatch
+from .checks import require_int, require_number
+from .dropout import TrainingPass, keep_scale
 from .init import initialise
 from .layout import ParameterLayout
 from .losses import Loss, get_loss
@@ -26,40 +28,93 @@ from .node import Node
 class Layer:
     """``N`` nodes with one activation. After :meth:`Model.construct`, ``W`` (N, N_prev)
     and ``b`` (N,) are views into the model's flat arrays; after a forward pass ``z`` and
-    ``a`` hold the pre-activations and activations of the samples in hand, shape (n, N)."""
+    ``a`` hold the pre-activations and activations of the samples in hand, shape (n, N).
 
-    def __init__(self, size: int, activation: str | dict | Activation = "relu"):
+    ``dropout``: the rate of inverted dropout on the layer's activations in training
+    passes (:mod:`nodenet.dropout`); ``a`` is then the masked activation the next layer
+    sees and ``fz`` the unmasked ``f(z)``. ``batch_norm``: normalise ``u = prev_a @ W.T``
+    over the batch before the activation (:mod:`nodenet.batchnorm`); the layer then has
+    a scale ``gamma`` (N,) in the flat weights, uses ``b`` as the shift ``beta``, and
+    keeps its running mean and variance in ``running`` (2, N).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        activation: str | dict | Activation = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ):
         self.size = require_int("layer size", size, 1)
         self.activation = get_activation(activation)
+        self.dropout = require_number("dropout", dropout, 0.0, 1.0)
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"batch_norm must be True or False, got {batch_norm!r}")
+        self.batch_norm = batch_norm
         self.index: int | None = None
         self.W: np.ndarray | None = None
         self.b: np.ndarray | None = None
+        self.gamma: np.ndarray | None = None
+        self.running: np.ndarray | None = None
         self.z: np.ndarray | None = None
+        self.fz: np.ndarray | None = None
         self.a: np.ndarray | None = None
+        self.keep: np.ndarray | None = None  # the dropout mask of the last pass, or None
+        self.norm = Normalisation() if batch_norm else None
         self.nodes: list[Node] = []
 
-    def bind(self, index: int, W: np.ndarray, b: np.ndarray) -> None:
+    def bind(
+        self,
+        index: int,
+        W: np.ndarray,
+        b: np.ndarray,
+        gamma: np.ndarray | None = None,
+        running: np.ndarray | None = None,
+    ) -> None:
         """Attach this layer to position ``index`` with parameter views ``W`` (N, N_prev)
-        and ``b`` (N,)."""
+        and ``b`` (N,) (and, with batch norm, ``gamma`` (N,) and ``running`` (2, N))."""
         self.index, self.W, self.b = index, W, b
+        self.gamma, self.running = gamma, running
         self.nodes = [Node(self, j) for j in range(self.size)]
 
-    def forward(self, prev_a: np.ndarray) -> np.ndarray:
-        """``z = prev_a @ W.T + b``, ``a = f(z)``; ``prev_a`` (n, N_prev) -> ``a`` (n, N).
+    def forward(self, prev_a: np.ndarray, training: TrainingPass | None = None) -> np.ndarray:
+        """``z = prev_a @ W.T + b`` (or its batch norm), ``a = f(z)`` (masked in a
+        training pass with dropout); ``prev_a`` (n, N_prev) -> ``a`` (n, N).
 
         The ``z`` and ``a`` buffers are reused while the number of samples stays the same.
         """
         shape = (prev_a.shape[0], self.size)
         if self.z is None or self.z.shape != shape or self.z.dtype != self.W.dtype:
             self.z = np.empty(shape, dtype=self.W.dtype)
-            self.a = np.empty(shape, dtype=self.W.dtype)
+            self.fz = np.empty(shape, dtype=self.W.dtype)
         np.matmul(prev_a, self.W.T, out=self.z)
-        self.z += self.b
-        self.activation.forward(self.z, out=self.a)
+        if self.norm is None:
+            self.z += self.b
+        else:
+            sync = None if training is None else (training.sync or WholeBatch())
+            update = training is not None and training.update_running
+            self.norm.forward(self.z, self.gamma, self.b, self.running, sync, update, self.z)
+        self.activation.forward(self.z, out=self.fz)
+        if training is not None and self.dropout:
+            self.keep = keep_scale(training, self.index, self.size, self.dropout, self.W.dtype)
+            self.a = self.fz * self.keep
+        else:
+            self.keep, self.a = None, self.fz
         return self.a
 
+    def config(self) -> dict:
+        """``size``, ``activation`` and, when set, ``dropout`` and ``batch_norm``."""
+        config = {"size": self.size, "activation": self.activation.config()}
+        if self.dropout:
+            config["dropout"] = self.dropout
+        if self.batch_norm:
+            config["batch_norm"] = True
+        return config
+
     def __repr__(self) -> str:
-        return f"Layer({self.size}, {self.activation!r})"
+        extra = f", dropout={self.dropout}" if self.dropout else ""
+        extra += ", batch_norm=True" if self.batch_norm else ""
+        return f"Layer({self.size}, {self.activation!r}{extra})"
 
 
 class InputLayer(Layer):
@@ -70,8 +125,8 @@ class InputLayer(Layer):
         super().__init__(size, Identity())
         self.index = 0
 
-    def forward(self, prev_a: np.ndarray) -> np.ndarray:
-        self.z = self.a = prev_a
+    def forward(self, prev_a: np.ndarray, training: TrainingPass | None = None) -> np.ndarray:
+        self.z = self.fz = self.a = prev_a
         return prev_a
 
     def __repr__(self) -> str:
@@ -91,11 +146,16 @@ class Model:
         for layer in layers:
             if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
                 raise ValueError(f"layers must be Layer objects, got {layer!r}")
+        if layers[-1].dropout:
+            raise ValueError("dropout on the output layer is not supported: drop hidden units")
         self.loss = get_loss(loss)
         self.layers: list[Layer] = [InputLayer(input_size), *layers]
-        self.layout = ParameterLayout(self.sizes)
+        normalised = [l for l, layer in enumerate(self.layers) if layer.batch_norm]
+        self.layout = ParameterLayout(self.sizes, normalised)
         self.weights: np.ndarray | None = None
         self.biases: np.ndarray | None = None
+        #: running mean and variance of the batch-norm layers (see ``layout.running``)
+        self.running: np.ndarray | None = None
         self.backprop = Backprop(self)
         #: optional input transform (see nodenet.data.Normaliser), saved with the model
         self.normaliser = None
@@ -150,26 +210,39 @@ class Model:
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         layout = self.layout
-        self.rebind(np.zeros(layout.n_weights, dtype), np.zeros(layout.n_biases, dtype))
+        running = np.zeros(layout.n_running, dtype)
+        for block in layout.running:
+            block.view(running)[1] = 1.0  # the running variance starts at one
+        self.rebind(np.zeros(layout.n_weights, dtype), np.zeros(layout.n_biases, dtype), running)
         initialise(self, init, np.random.default_rng(seed))
         return self
 
-    def rebind(self, weights: np.ndarray, biases: np.ndarray) -> None:
-        """Use ``weights`` and ``biases`` (e.g. arrays in shared memory) as the flat
-        parameter arrays and re-create every layer's views into them."""
-        n_weights, n_biases = self.layout.n_weights, self.layout.n_biases
-        if weights.shape != (n_weights,) or biases.shape != (n_biases,):
+    def rebind(
+        self, weights: np.ndarray, biases: np.ndarray, running: np.ndarray | None = None
+    ) -> None:
+        """Use ``weights`` and ``biases`` (e.g. arrays in shared memory), and ``running``
+        if given, as the flat arrays and re-create every layer's views into them."""
+        layout = self.layout
+        running = self.running if running is None else running
+        expected = ((layout.n_weights,), (layout.n_biases,), (layout.n_running,))
+        if (weights.shape, biases.shape, np.shape(running)) != expected:
             raise ValueError(
-                f"flat arrays must have shapes ({n_weights},) and ({n_biases},), "
-                f"got {weights.shape} and {biases.shape}"
+                f"flat arrays must have shapes {expected[0]}, {expected[1]} and "
+                f"{expected[2]}, got {weights.shape}, {biases.shape} and {np.shape(running)}"
             )
         if biases.dtype != weights.dtype:
             raise ValueError(
                 f"weights ({weights.dtype}) and biases ({biases.dtype}) differ in dtype"
             )
-        self.weights, self.biases = weights, biases
+        self.weights, self.biases, self.running = weights, biases, running
         for l in range(1, len(self.layers)):
-            self.layers[l].bind(l, self.layer_weights(weights, l), self.layer_biases(biases, l))
+            self.layers[l].bind(
+                l,
+                self.layer_weights(weights, l),
+                self.layer_biases(biases, l),
+                layout.scales[l].view(weights),
+                layout.running[l].view(running),
+            )
         self.backprop.clear()
 
     def layer_weights(self, flat: np.ndarray, l: int) -> np.ndarray:
@@ -212,14 +285,16 @@ class Model:
         return t
 
     # ------------------------------------------------------------------ passes
-    def propagate(self, x: np.ndarray) -> np.ndarray:
+    def propagate(self, x: np.ndarray, training: TrainingPass | None = None) -> np.ndarray:
         """Forward pass without validation (the hot path): ``x`` (n, N_0) of the
         model's dtype -> output layer ``a`` (n, N_L), a buffer reused by the next pass.
-        Starts a new pass: the backprop cache is cleared."""
+        ``training``: a training pass (dropout masks, batch statistics); ``None``
+        predicts (no dropout, running statistics). Starts a new pass: the backprop
+        cache is cleared."""
         self.backprop.clear()
         a = x
         for layer in self.layers:
-            a = layer.forward(a)
+            a = layer.forward(a, training)
         return a
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -229,16 +304,19 @@ class Model:
 
     __call__ = forward
 
-    def gradient(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    def gradient(
+        self, x: np.ndarray, y: np.ndarray, training: TrainingPass | None = None
+    ) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss and flat parameter gradients summed over the ``n`` samples.
 
-        ``x`` (n, N_0); ``y`` class indices (n,) or targets (n, N_L). Returns
-        ``(loss_sum, dW, db)`` with ``dW`` shaped like ``weights`` and ``db`` like ``biases``.
+        ``x`` (n, N_0); ``y`` class indices (n,) or targets (n, N_L); ``training`` as in
+        :meth:`propagate` (a model with batch norm needs one). Returns ``(loss_sum, dW,
+        db)`` with ``dW`` shaped like ``weights`` and ``db`` like ``biases``.
         """
         x = self.check_inputs(x)
         t = self.targets(y, len(x))
         dW, db = np.zeros_like(self.weights), np.zeros_like(self.biases)
-        loss_sum, _ = batch_gradient(self, x, t, dW, db)
+        loss_sum, _ = batch_gradient(self, x, t, dW, db, training=training)
         return loss_sum, dW, db
 
     def backward(self, dloss_da_output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -281,17 +359,22 @@ class Model:
         return {
             "input_size": self.input_size,
             "loss": self.loss.name,
-            "layers": [
-                {"size": layer.size, "activation": layer.activation.config()}
-                for layer in self.layers[1:]
-            ],
+            "layers": [layer.config() for layer in self.layers[1:]],
         }
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
         """Rebuild an (unconstructed) model from :meth:`config` output."""
         try:
-            layers = [Layer(int(spec["size"]), spec["activation"]) for spec in config["layers"]]
+            layers = [
+                Layer(
+                    int(spec["size"]),
+                    spec["activation"],
+                    spec.get("dropout", 0.0),
+                    spec.get("batch_norm", False),
+                )
+                for spec in config["layers"]
+            ]
             return cls(int(config["input_size"]), config["loss"], layers)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"invalid model architecture: missing or bad field {exc}") from exc

@@ -39,7 +39,8 @@ INITIALISERS = {"he": he, "kaiming": he, "xavier": xavier, "glorot": xavier, "le
 
 def initialise(model: Model, method: str, rng: np.random.Generator) -> None:
     """Fill every layer's ``W`` and ``b`` views by ``method`` (``"he"``, ``"xavier"`` or
-    ``"lecun"``), in place in the model's flat arrays."""
+    ``"lecun"``), in place in the model's flat arrays; a batch-norm layer's ``gamma``
+    starts at one and its shift ``b`` at zero."""
     key = str(method).lower()
     if key not in INITIALISERS:
         raise ValueError(f"unknown init {method!r}; expected one of {sorted(INITIALISERS)}")
@@ -47,7 +48,10 @@ def initialise(model: Model, method: str, rng: np.random.Generator) -> None:
     for layer in model.layers[1:]:
         fan_out, fan_in = layer.W.shape
         layer.W[...] = draw(fan_in, fan_out, rng)
-        if draw is lecun:
+        if layer.batch_norm:  # scale one, shift zero: the layer starts as plain xhat
+            layer.gamma[...] = 1
+            layer.b[...] = 0
+        elif draw is lecun:
             layer.b[...] = rng.uniform(-1.0, 1.0, size=fan_out) / np.sqrt(fan_in)
         else:
             layer.b[...] = 0

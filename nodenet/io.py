@@ -24,7 +24,6 @@ import numpy as np
 from .data import Normaliser
 from .files import atomic_write
 from .graph import Model
-from .layout import ParameterLayout
 
 FORMAT = "nodenet-model-1"
 MAX_TEXT_CHARS = 10_000_000  # the JSON entries (architecture, checkpoint progress)
@@ -105,13 +104,14 @@ def expected_headers(description: dict) -> dict[str, tuple[tuple[int, ...], str]
     """What each entry of a file with this architecture must look like: shape and dtype
     kind (``"f"`` float of the model's dtype, ``"U"`` text). Checkpoint entries
     (``opt_0_*``, ``callback_*``, ...) follow the flat weights or biases."""
-    sizes = [int(description["input_size"])] + [int(s["size"]) for s in description["layers"]]
-    layout = ParameterLayout(sizes)
+    layout = Model.from_config(description).layout
+    sizes = layout.sizes
     dtype = description["dtype"]
     w, b = ((layout.n_weights,), dtype), ((layout.n_biases,), dtype)
     return {
         "weights": w,
         "biases": b,
+        "running": ((layout.n_running,), dtype),
         "normaliser_mean": ((sizes[0],), "float32"),
         "normaliser_std": ((sizes[0],), "float32"),
         "opt_0_": w,
@@ -131,7 +131,9 @@ def _check_entry(path, name: str, shape, dtype: np.dtype, expected: dict) -> Non
     key = next((k for k in expected if name == k or (k.endswith("_") and name.startswith(k))), None)
     if key is None:
         raise ModelFileError(f"{path}: unexpected entry {name!r}")
-    allowed = [expected[key]] + ([expected["biases"]] if key == "callback_" else [])
+    allowed = [expected[key]]
+    if key == "callback_":  # a callback may keep any of the flat arrays
+        allowed += [expected["biases"], expected["running"]]
     if (shape, dtype.name) not in [(s, np.dtype(d).name) for s, d in allowed]:
         wanted = " or ".join(f"{d} {s}" for s, d in allowed)
         raise ModelFileError(
@@ -148,7 +150,8 @@ def _check_text(path, name: str, header) -> None:
 def model_arrays(model: Model, metadata: dict | None = None) -> dict[str, np.ndarray]:
     """Everything that describes ``model`` as plain arrays: ``weights``, ``biases``, the
     architecture as a JSON string and the normaliser's statistics."""
-    for name, flat in (("weights", model.weights), ("biases", model.biases)):
+    flats = (("weights", model.weights), ("biases", model.biases), ("running", model.running))
+    for name, flat in flats:
         if not np.isfinite(flat).all():
             raise ValueError(f"refusing to save a model whose {name} hold NaN or infinity")
     description = {"format": FORMAT, "dtype": str(model.dtype), **model.config()}
@@ -159,6 +162,8 @@ def model_arrays(model: Model, metadata: dict | None = None) -> dict[str, np.nda
         "biases": model.biases,
         "architecture": np.array(json.dumps(description)),
     }
+    if model.running.size:  # batch-norm running statistics
+        arrays["running"] = model.running
     if model.normaliser is not None:
         arrays.update({f"normaliser_{k}": v for k, v in model.normaliser.to_arrays().items()})
     return arrays
@@ -172,17 +177,20 @@ def model_from_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) ->
         raise ModelFileError(f"{path}: missing entry {', '.join(sorted(missing))}")
     description = parse_architecture(arrays["architecture"], path)
     model = Model.from_config(description)
-    if ParameterLayout(model.sizes).size != arrays["weights"].size + arrays["biases"].size:
+    if model.layout.size != arrays["weights"].size + arrays["biases"].size:
         raise ModelFileError(
             f"{path}: weights {arrays['weights'].shape} and biases {arrays['biases'].shape} "
             f"do not fit the architecture {model.sizes}"
         )
     model.construct(seed=None, dtype=np.dtype(description["dtype"]))
-    weights, biases = arrays["weights"], arrays["biases"]
-    for name, value, expected in (
-        ("weights", weights, model.weights),
-        ("biases", biases, model.biases),
+    if model.running.size and "running" not in arrays:
+        raise ModelFileError(f"{path}: missing entry running (the batch-norm statistics)")
+    for name, expected in (
+        ("weights", model.weights),
+        ("biases", model.biases),
+        ("running", model.running),
     ):
+        value = arrays.get(name, expected)
         if value.shape != expected.shape:
             raise ModelFileError(
                 f"{path}: {name} has shape {value.shape} but the architecture "

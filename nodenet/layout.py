@@ -2,7 +2,11 @@
 
 For layer sizes ``[N_0, N_1, ..., N_L]`` layer ``l`` (``l = 1..L``) owns the weight block
 ``weights[start : stop]`` seen as shape ``(N_l, N_{l-1})`` (row ``j`` holds the weights
-into node ``j``) and the bias block ``biases[start : stop]`` of shape ``(N_l,)``. Every
+into node ``j``) and the bias block ``biases[start : stop]`` of shape ``(N_l,)``. A layer
+with batch normalisation also owns the scale block ``gamma`` (N_l,) right after its
+weight block; its bias block is the shift ``beta`` (the normalised ``z`` needs no other
+bias). Its running mean and variance (not trained, so kept apart from the parameters)
+are the block ``running[start : stop]`` of shape ``(2, N_l)``. Every
 piece of code that slices the flat arrays by layer (the layer views, gradients, gradient
 checks, the workers' split optimizer step) goes through this table.
 """
@@ -30,29 +34,44 @@ class Block:
 
 
 class ParameterLayout:
-    """The start-index tables of a model with layer sizes ``sizes`` (input first).
+    """The start-index tables of a model with layer sizes ``sizes`` (input first) and
+    the numbers of the layers with batch normalisation, ``normalised``.
 
-    ``weights[l]`` and ``biases[l]`` are the :class:`Block` of layer ``l``; index 0 (the
-    input layer, no parameters) holds empty blocks so that indices match layer numbers.
-    ``n_weights`` and ``n_biases`` are the lengths of the flat arrays.
+    ``weights[l]``, ``scales[l]``, ``biases[l]`` and ``running[l]`` are the
+    :class:`Block` of layer ``l`` (empty where the layer has none; index 0 is the input
+    layer, with no parameters, so that indices match layer numbers). ``n_weights``,
+    ``n_biases`` and ``n_running`` are the lengths of the flat arrays.
     """
 
-    def __init__(self, sizes: Sequence[int]):
+    def __init__(self, sizes: Sequence[int], normalised: Sequence[int] = ()):
         self.sizes = tuple(int(n) for n in sizes)
+        self.normalised = tuple(sorted(int(l) for l in normalised))
         self.weights: list[Block] = [Block(0, 0, (0, 0))]
+        self.scales: list[Block] = [Block(0, 0, (0,))]
         self.biases: list[Block] = [Block(0, 0, (0,))]
-        w = b = 0
+        self.running: list[Block] = [Block(0, 0, (2, 0))]
+        w = b = r = 0
         for l in range(1, len(self.sizes)):
             n, n_prev = self.sizes[l], self.sizes[l - 1]
             self.weights.append(Block(w, w + n * n_prev, (n, n_prev)))
+            w += n * n_prev
+            k = n if l in self.normalised else 0
+            self.scales.append(Block(w, w + k, (k,)))
+            self.running.append(Block(r, r + 2 * k, (2, k)))
             self.biases.append(Block(b, b + n, (n,)))
-            w, b = w + n * n_prev, b + n
-        self.n_weights, self.n_biases = w, b
+            w, b, r = w + k, b + n, r + 2 * k
+        self.n_weights, self.n_biases, self.n_running = w, b, r
 
     @property
     def weight_start(self) -> list[int]:
         """``weight_start[l]``: where layer ``l``'s weight block begins."""
         return [block.start for block in self.weights]
+
+    @property
+    def scale_start(self) -> list[int]:
+        """``scale_start[l]``: where layer ``l``'s batch-norm scale block begins in the
+        weights (an empty block for a layer without batch normalisation)."""
+        return [block.start for block in self.scales]
 
     @property
     def bias_start(self) -> list[int]:

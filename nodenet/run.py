@@ -80,14 +80,17 @@ class Run:
         model, history = self.model, self.history
         state = {k: np.array(v, copy=True) for k, v in model.optimizer.state_arrays().items()}
         partial = None if history.partial_epoch is None else dict(history.partial_epoch)
-        self.saved = (epoch, first, model.weights.copy(), model.biases.copy(), state)
-        self.saved += (len(history.batches), partial, self.steps)
+        parameters = (model.weights.copy(), model.biases.copy(), model.running.copy())
+        self.saved = (epoch, first, parameters, state, len(history.batches), partial, self.steps)
 
     def restore(self) -> tuple[int, int]:
         """Put the model, optimizer and history back as :meth:`save` found them; return
         ``(epoch, first batch)`` to go on from."""
-        epoch, first, weights, biases, state, n_batches, partial, steps = self.saved
-        self.model.weights[...], self.model.biases[...] = weights, biases
+        epoch, first, parameters, state, n_batches, partial, steps = self.saved
+        for flat, saved in zip(
+            (self.model.weights, self.model.biases, self.model.running), parameters, strict=True
+        ):
+            flat[...] = saved
         self.model.optimizer.load_state_arrays(state)
         del self.history.batches[n_batches:]
         self.history.partial_epoch, self.steps = partial, steps

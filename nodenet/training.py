@@ -91,6 +91,12 @@ def fit(
         why = None
     _check_settings(epochs, batch_size, workers, validate_every, initial_epoch, initial_batch)
     optimizer = _optimizer(optimizer, lr)
+    if optimizer.average and model.layout.normalised:
+        raise ValueError(
+            "weight averaging (average=) does not go with batch norm: the running "
+            "statistics belong to the last iterate, not to the averaged weights (PyTorch "
+            "recomputes them with swa_utils.update_bn); use average=0"
+        )
     seed = int(np.random.SeedSequence().entropy) if seed is None else require_int("seed", seed, 0)
     x, t, train_idx, valid_idx = _training_rows(model, x, y, validation, seed)
     weights = row_weights(t, train_idx, _split(sample_weight, validation, train_idx), class_weight)
@@ -139,7 +145,8 @@ def fit(
             failures += 1
             if exc.final or failures > max_failures:
                 raise
-            start = run.restore()
+            if run.saved is not None:  # else the backend failed before the first epoch
+                start = run.restore()
             LOG.warning(
                 "%s: the backend is restarted and epoch %d redone from batch %d "
                 "(failure %d of at most %d)",

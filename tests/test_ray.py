@@ -11,7 +11,19 @@ import signal
 import numpy as np
 import pytest
 
-from nodenet import SGD, Adagrad, Adam, AdamW, Callback, Momentum, Nesterov, RMSProp, fit
+from nodenet import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Callback,
+    Layer,
+    Model,
+    Momentum,
+    Nesterov,
+    RMSProp,
+    fit,
+)
 from tests.conftest import mlp
 
 pytestmark = [
@@ -89,6 +101,24 @@ def test_ray_equals_in_process_for_any_actor_count(cluster, blobs, make):
         assert history.worker_stats["samples"].sum() > 0
         assert len(backends[0].pids) == actors
         assert _wait_until_gone(backends[0].pids), "actor processes left running"
+
+
+@pytest.mark.timeout(120)
+def test_dropout_masks_on_ray_equal_in_process(cluster, blobs):
+    """The actors draw each sample's dropout mask from its row and the step, as this
+    process does, whichever actor gets the sample."""
+    x, y = blobs
+
+    def make_model():
+        layers = [Layer(8, "relu", dropout=0.3), Layer(3, "softmax")]
+        return Model(20, "cross_entropy", layers).construct(1, dtype=np.float64)
+
+    reference = make_model()
+    fit(reference, x, y, **SETTINGS)
+    for actors in (1, 3):
+        model = make_model()
+        fit(model, x, y, backend="ray", workers=actors, address=cluster.address, **SETTINGS)
+        np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
 
 
 class KillAnActor(Callback):

@@ -11,8 +11,18 @@ if TYPE_CHECKING:
 #: what a worker counts, in shared memory (``ring_counters``): pieces of steps computed
 #: (tasks), samples and seconds computing; split-step updates and their seconds;
 #: seconds at the two barriers of a training step (waiting for the other workers);
-#: seconds idle (waiting for the parent to publish the next step)
-COUNTERS = ("tasks", "samples", "busy_s", "updates", "update_s", "barrier_s", "idle_s")
+#: seconds idle (waiting for the parent to publish the next step); seconds at the
+#: batch-norm meetings (not counted as busy)
+COUNTERS = (
+    "tasks",
+    "samples",
+    "busy_s",
+    "updates",
+    "update_s",
+    "barrier_s",
+    "idle_s",
+    "sync_s",
+)
 
 
 def stats_frame(counters) -> pd.DataFrame:

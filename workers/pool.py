@@ -76,6 +76,8 @@ class WorkerPool:
         steps while the workers idle.
     ahead : slots of the ring: how many steps :meth:`submit` keeps in flight.
     sample_weight : (n,) how much each row counts (``None``: once each).
+    seed : the run's seed, which keys the dropout masks (with the optimizer step and the
+        rows, so a sample's mask does not depend on the worker that computes it).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class WorkerPool:
         split_step: bool = True,
         ahead: int = AHEAD,
         sample_weight: np.ndarray | None = None,
+        seed: int | None = None,
     ):
         require_int("workers", workers, 1)
         require_int("ahead", ahead, 1)
@@ -107,7 +110,7 @@ class WorkerPool:
             LOG.warning("removed %d shared-memory blocks of dead nodenet processes", len(stale))
         self.model, self.workers, self.chunk, self.ahead = model, workers, chunk, ahead
         self.optimizer = optimizer if split_step else None
-        self.w = sample_weight
+        self.w, self.seed = sample_weight, seed or 0
         self._submitted: collections.deque = collections.deque()  # see submit / collect
         self.processes: list = []
         self._closed = False
@@ -142,7 +145,15 @@ class WorkerPool:
             ctx,
             worker.main,
             [
-                (i, self._shared.specs(), self.model.config(), name, self.outputs, os.getpid())
+                (
+                    i,
+                    self._shared.specs(),
+                    self.model.config(),
+                    name,
+                    self.outputs,
+                    os.getpid(),
+                    self.seed,
+                )
                 for i in range(self.workers)
             ],
         )
@@ -168,12 +179,19 @@ class WorkerPool:
         **options,
     ) -> WorkerPool:
         """The backend factory registered as ``"pool"`` (``fit(..., backend="pool")``).
-        Nothing in a worker is random, so ``seed`` is not used; a lost worker is not
-        replaced here (the split step has changed the shared parameters in place), so
+        ``seed`` keys the dropout masks; a lost worker is not replaced here (the split step has changed the shared parameters in place), so
         ``max_failures`` is left to ``fit``, which restarts the pool and redoes the
         epoch. ``options`` are the other settings of :class:`WorkerPool`."""
         return cls(
-            model, x, y, workers, chunk, optimizer=optimizer, sample_weight=sample_weight, **options
+            model,
+            x,
+            y,
+            workers,
+            chunk,
+            optimizer=optimizer,
+            sample_weight=sample_weight,
+            seed=seed,
+            **options,
         )
 
     @classmethod
@@ -201,16 +219,19 @@ class WorkerPool:
         """Steps published so far."""
         return self.steps.published if hasattr(self, "steps") else 0
 
-    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    def gradient(
+        self, indices: np.ndarray, step: int = 0
+    ) -> tuple[float, float, np.ndarray, np.ndarray]:
         """Forward + cached backprop of rows ``indices`` across the workers.
 
         Returns ``(loss_sum, n_correct, dW, db)``, gradients summed over the samples
-        (arrays reused by the next call)."""
+        (arrays reused by the next call). ``step`` > 0: the gradient of training step
+        ``step`` (its dropout masks; batch-norm running statistics move)."""
         if len(indices) == 0:
             self.dW.fill(0)
             self.db.fill(0)
             return 0.0, 0.0, self.dW, self.db
-        loss, correct = self._result(self._publish(GRADIENT, indices))
+        loss, correct = self._result(self._publish(GRADIENT, indices, step=step))
         np.sum(self.grad_w, axis=0, out=self.dW)
         np.sum(self.grad_b, axis=0, out=self.db)
         return loss, correct, self.dW, self.db
@@ -253,7 +274,7 @@ class WorkerPool:
         """Start a training step: the number of a split step in flight, or the
         ``(loss_sum, n_correct)`` of a step the parent has finished."""
         if optimizer is not self.optimizer:
-            loss, correct, dW, db = self.gradient(indices)
+            loss, correct, dW, db = self.gradient(indices, optimizer.t + 1)
             n = weight_sum(self.w, indices)
             optimizer.step_mean(self.model.weights, self.model.biases, dW, db, n)
             return loss, correct
@@ -262,7 +283,9 @@ class WorkerPool:
         optimizer.t += 1
         return self._publish(TRAIN, indices, optimizer)
 
-    def _publish(self, kind: int, indices: np.ndarray, optimizer: Optimizer | None = None):
+    def _publish(
+        self, kind: int, indices: np.ndarray, optimizer: Optimizer | None = None, step: int = 0
+    ):
         """Write a step into the ring and publish it; returns its number."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
@@ -270,7 +293,7 @@ class WorkerPool:
         if optimizer is not None:
             config = optimizer.config()
             hyper = [config[key] for key in optimizer_settings(optimizer.name)]
-        t = optimizer.t if optimizer is not None else 0
+        t = optimizer.t if optimizer is not None else step
         norm = weight_sum(self.w, indices)
         return self.steps.publish(kind, indices, t, self.chunk or 0, hyper, norm)
 
@@ -314,7 +337,8 @@ class WorkerPool:
             if hasattr(self, "outputs"):
                 self.outputs.close()
             if self.model.weights is not None and "weights" in self._shared.arrays:
-                self.model.rebind(self.model.weights.copy(), self.model.biases.copy())
+                model = self.model
+                model.rebind(model.weights.copy(), model.biases.copy(), model.running.copy())
             if getattr(self, "optimizer", None) is not None:
                 for state in self.optimizer.state:
                     for key, value in state.items():

@@ -48,24 +48,32 @@ def _ray():
 class GradientActor:
     """One Ray actor: a model over private flat arrays and the training data."""
 
-    def __init__(self, config: dict, dtype: str, x: np.ndarray, t: np.ndarray, w=None):
+    def __init__(self, config: dict, dtype: str, seed: int, x: np.ndarray, t: np.ndarray, w=None):
         self.model = Model.from_config(config).construct(seed=None, dtype=dtype)
-        self.x, self.t, self.w = x, t, w
+        self.seed, self.x, self.t, self.w = seed, x, t, w
         self.dW = np.zeros_like(self.model.weights)
         self.db = np.zeros_like(self.model.biases)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def gradient(self, parameters, rows: np.ndarray):
-        """``(loss_sum, n_correct, dW, db, seconds)`` of ``rows`` at ``parameters``."""
+    def gradient(self, parameters, rows: np.ndarray, step: int = 0):
+        """``(loss_sum, n_correct, dW, db, seconds)`` of ``rows`` at ``parameters``;
+        ``step``, the optimizer step, keys the dropout masks."""
         from nodenet.backprop import batch_gradient
+        from nodenet.dropout import TrainingPass
 
         clock = time.perf_counter()
         self.model.weights[...], self.model.biases[...] = parameters
         weights = None if self.w is None else self.w[rows]
         loss, correct = batch_gradient(
-            self.model, self.x[rows], self.t[rows], self.dW, self.db, weights=weights
+            self.model,
+            self.x[rows],
+            self.t[rows],
+            self.dW,
+            self.db,
+            weights=weights,
+            training=TrainingPass(rows, self.seed, step),
         )
         return loss, correct, self.dW, self.db, time.perf_counter() - clock
 
@@ -100,13 +108,20 @@ class RayBackend:
         max_failures: int = MAX_FAILURES,
         timeout_s: float = TIMEOUT_S,
         sample_weight: np.ndarray | None = None,
+        seed: int | None = None,
     ):
+        if model.layout.normalised:
+            raise ValueError(
+                "the ray backend does not support batch norm: its actors return one "
+                "gradient per step and cannot meet at every batch-norm layer; train this "
+                "model in process or with the pool (workers=N)"
+            )
         ray = _ray()
         require_int("workers", workers, 1)
         self.max_failures = require_int("max_failures", max_failures, 0)
         self.timeout_s = require_number("timeout_s", timeout_s, 0, open_low=True)
         self.chunk = None if chunk is None else require_int("chunk", chunk, 1)
-        self.model, self.workers = model, workers
+        self.model, self.workers, self.seed = model, workers, seed or 0
         x = model.check_inputs(x)
         t = model.targets(y, len(x))
         self.failures = 0
@@ -142,15 +157,20 @@ class RayBackend:
         **options,
     ) -> RayBackend:
         """The backend factory registered as ``"ray"``: ``fit(..., backend="ray",
-        workers=N, address=None)``. The optimizer steps on the driver."""
-        return cls(model, x, y, workers or 2, chunk, **options)
+        workers=N, address=None)``. The optimizer steps on the driver; ``seed`` keys the
+        dropout masks."""
+        return cls(model, x, y, workers or 2, chunk, seed=seed, **options)
 
     def _new_actor(self):
-        return self._remote.remote(self.model.config(), self.model.dtype.str, *self._data)
+        model = self.model
+        return self._remote.remote(model.config(), model.dtype.str, self.seed, *self._data)
 
     # --------------------------------------------------------------- the face
-    def gradient(self, indices: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
-        results = self._run("gradient", indices)
+    def gradient(
+        self, indices: np.ndarray, step: int = 0
+    ) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """See the backend protocol; ``step``: the optimizer step (dropout masks)."""
+        results = self._run("gradient", indices, step)
         dW, db = np.zeros_like(self.model.weights), np.zeros_like(self.model.biases)
         loss = correct = 0.0
         for piece_loss, piece_correct, piece_dW, piece_db, _ in results:
@@ -160,7 +180,7 @@ class RayBackend:
         return loss, correct, dW, db
 
     def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
-        loss, correct, dW, db = self.gradient(indices)
+        loss, correct, dW, db = self.gradient(indices, optimizer.t + 1)
         n = weight_sum(self.w, indices)
         optimizer.step_mean(self.model.weights, self.model.biases, dW, db, n)
         return loss, correct
@@ -191,7 +211,7 @@ class RayBackend:
         )
 
     # ------------------------------------------------------------ one step
-    def _run(self, method: str, indices: np.ndarray) -> list:
+    def _run(self, method: str, indices: np.ndarray, *args) -> list:
         """Call ``method`` on every actor with its share of ``indices``; a lost actor is
         replaced and the whole step asked again (the driver's state has not moved)."""
         shares = [
@@ -205,7 +225,7 @@ class RayBackend:
         while True:
             parameters = ray.put((self.model.weights, self.model.biases))
             futures = [
-                getattr(actor, method).remote(parameters, share)
+                getattr(actor, method).remote(parameters, share, *args)
                 for actor, share in zip(self.actors, shares, strict=True)
             ]
             try:

@@ -8,9 +8,10 @@ Arrays (``R`` slots, ``W`` workers, created by ``shared.share_training_arrays``)
   (0: the step split evenly); ``ring_hyper`` (R, 8): the optimizer's settings;
   ``ring_norm`` (R,): what the summed gradient is divided by (rows, or their weight);
 - ``ring_results`` (R, W, 2): each worker's loss sum and correct count of the step;
-- ``ring_ctl`` (2 + 2W, 8) int64, one 64-byte line per counter so that no two
+- ``ring_ctl`` (2 + 3W, 8) int64, one 64-byte line per counter so that no two
   processes write the same cache line: ``published`` (steps the parent has written),
-  ``closing``, then per worker ``grads_done`` and ``steps_done``;
+  ``closing``, then per worker ``grads_done``, ``steps_done`` and ``syncs_done`` (the
+  batch-norm meetings it has reached, ``workers/sync.py``);
 - ``ring_counters`` (W, len(COUNTERS)): what each worker counts (``counters.py``).
 
 The parent writes a slot, then raises ``published``; a worker reads the slot only after
@@ -42,7 +43,7 @@ def ring_shapes(slots: int, rows: int, workers: int) -> dict[str, tuple[tuple[in
         "ring_hyper": ((slots, HYPER), np.float64),
         "ring_norm": ((slots,), np.float64),
         "ring_results": ((slots, workers, 2), np.float64),
-        "ring_ctl": ((2 + 2 * workers, 8), np.int64),
+        "ring_ctl": ((2 + 3 * workers, 8), np.int64),
         "ring_counters": ((workers, len(COUNTERS)), np.float64),
     }
 
@@ -72,8 +73,10 @@ class Ring:
         self.norm = arrays["ring_norm"]
         self.counters, self.ctl = arrays["ring_counters"], arrays["ring_ctl"]
         self.slots, self.workers = len(self.rows), self.results.shape[1]
-        self.grads_done = self.ctl[2 : 2 + self.workers, 0]
-        self.steps_done = self.ctl[2 + self.workers :, 0]
+        w = self.workers
+        self.grads_done = self.ctl[2 : 2 + w, 0]
+        self.steps_done = self.ctl[2 + w : 2 + 2 * w, 0]
+        self.syncs_done = self.ctl[2 + 2 * w :, 0]
 
     @property
     def published(self) -> int:

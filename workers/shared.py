@@ -18,6 +18,7 @@ from multiprocessing import resource_tracker, shared_memory
 import numpy as np
 
 from .ring import ring_shapes
+from .sync import sums_shape
 
 PREFIX = "nodenet_"
 
@@ -87,9 +88,11 @@ def share_training_arrays(
     weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Create the pool's blocks in ``shared`` and move ``model``'s flat parameters into
-    them (the model is rebound to the shared ``weights`` and ``biases``): the data ``x``
-    (n, N_0) and ``t`` (n, N_L) (and the rows' ``weights`` (n,), when given); ``grad_w`` (workers, n_weights) and ``grad_b``
-    (workers, n_biases), one gradient slot per worker; the ring of ``slots`` steps
+    them (the model is rebound to the shared ``weights``, ``biases`` and batch-norm
+    ``running`` statistics): the data ``x`` (n, N_0) and ``t`` (n, N_L) (and the rows'
+    ``weights`` (n,), when given); ``bn_sums``, where the workers meet for batch norm
+    (``workers/sync.py``); ``grad_w`` (workers, n_weights) and ``grad_b`` (workers,
+    n_biases), one gradient slot per worker; the ring of ``slots`` steps
     (``workers/ring.py``). Returns ``shared.arrays``."""
     shared.create("x", x.shape, x.dtype)[...] = x
     shared.create("t", t.shape, t.dtype)[...] = t
@@ -97,12 +100,14 @@ def share_training_arrays(
         shared.create("w", weights.shape, weights.dtype)[...] = weights
     weights = shared.create("weights", model.weights.shape, model.dtype)
     biases = shared.create("biases", model.biases.shape, model.dtype)
-    weights[...], biases[...] = model.weights, model.biases
+    running = shared.create("running", model.running.shape, model.dtype)
+    weights[...], biases[...], running[...] = model.weights, model.biases, model.running
+    shared.create("bn_sums", sums_shape(model, workers), np.float64)
     shared.create("grad_w", (workers, model.weights.size), model.dtype)
     shared.create("grad_b", (workers, model.biases.size), model.dtype)
     for name, (shape, dtype) in ring_shapes(slots, len(x), workers).items():
         shared.create(name, shape, dtype)
-    model.rebind(weights, biases)
+    model.rebind(weights, biases, running)
     return shared.arrays
 
 

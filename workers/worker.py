@@ -36,6 +36,7 @@ from .counters import COUNTERS
 from .messages import Failed, Ready
 from .processes import ignore_parent_signals
 from .ring import EVALUATE, GRADIENT, TRAIN, Ring, fence, pieces
+from .sync import PoolSync
 
 SPIN_S = 0.002  # how long a waiting worker polls before it starts to sleep
 MAX_SLEEP_S = 0.002  # the longest sleep between two looks while waiting
@@ -50,10 +51,14 @@ class Worker:
     """What worker ``worker_id`` does with the steps of the ring. ``arrays``: the shared
     arrays by name; ``model`` is built over the shared weights and biases."""
 
-    def __init__(self, worker_id: int, arrays: dict, model, optimizer_name: str, parent_pid):
+    def __init__(
+        self, worker_id: int, arrays: dict, model, optimizer_name: str, parent_pid, seed: int
+    ):
         from nodenet.backprop import batch_evaluate, batch_gradient
+        from nodenet.dropout import TrainingPass
 
         self.batch_gradient, self.batch_evaluate = batch_gradient, batch_evaluate
+        self.TrainingPass, self.seed = TrainingPass, seed
         self.worker_id, self.arrays, self.model = worker_id, arrays, model
         self.ring = Ring(arrays)
         self.workers = self.ring.workers
@@ -64,6 +69,10 @@ class Worker:
         self.counters = np.zeros(len(COUNTERS))
         self.step = 0  # the step in hand
         self.index = {name: i for i, name in enumerate(COUNTERS)}
+        #: batch norm: the worker's rows of a step form one pass, whose sums it shares
+        self.sync = None
+        if model.layout.normalised:
+            self.sync = PoolSync(arrays["bn_sums"], self.ring, worker_id, self.wait, self.count)
 
     def run(self) -> None:
         """Run every step published, for ever (until :class:`ParentGoneError`)."""
@@ -76,11 +85,12 @@ class Worker:
             kind, n, t, chunk = (int(v) for v in ring.info[slot])
             if kind not in (TRAIN, GRADIENT, EVALUATE):
                 raise ValueError(f"unknown step kind {kind} at step {step}")
-            clock = time.perf_counter()
+            clock, synced = time.perf_counter(), self.counters[self.index["sync_s"]]
             mine = pieces(n, chunk, self.workers)[me :: self.workers]
-            loss, correct = self.compute(kind, ring.rows[slot], mine)
+            loss, correct = self.compute(kind, ring.rows[slot], mine, t)
             ring.results[slot, me] = loss, correct
-            count("busy_s", time.perf_counter() - clock)
+            synced = self.counters[self.index["sync_s"]] - synced
+            count("busy_s", time.perf_counter() - clock - synced)
             count("tasks", len(mine))
             count("samples", sum(hi - lo for lo, hi in mine))
             fence()
@@ -101,30 +111,40 @@ class Worker:
                 ring.steps_done[me] = step + 1
             step += 1
 
-    def compute(self, kind: int, rows: np.ndarray, mine: list) -> tuple[float, float]:
+    def compute(self, kind: int, rows: np.ndarray, mine: list, step: int) -> tuple[float, float]:
         """Loss sum and correct count of this worker's pieces; a gradient step writes its
-        gradient into the worker's slot (zeros when it has no rows)."""
+        gradient into the worker's slot (zeros when it has no rows). ``step``: the
+        optimizer step of a training step (0 for a plain gradient), which keys the
+        dropout masks; worker 0 moves the batch-norm running statistics in it.
+
+        With batch norm the worker's pieces of a gradient step form one pass (possibly
+        of no rows), so that it meets the other workers once per batch-norm layer."""
         x, t, w = self.arrays["x"], self.arrays["t"], self.arrays.get("w")
         loss = correct = 0.0
-        if kind != EVALUATE and not mine:
+        parts = [rows[lo:hi] for lo, hi in mine]
+        if kind != EVALUATE and self.sync is not None:
+            parts = [np.concatenate(parts) if parts else rows[:0]]
+        elif kind != EVALUATE and not parts:
             self.grad_w.fill(0)
             self.grad_b.fill(0)
-        for k, (lo, hi) in enumerate(mine):
-            piece = rows[lo:hi]
+        update = step > 0 and self.worker_id == 0
+        for k, part in enumerate(parts):
             if kind == EVALUATE:
-                piece_loss, piece_correct = self.batch_evaluate(self.model, x[piece], t[piece])
-            else:  # the first piece writes the slot, later ones add to it
-                piece_loss, piece_correct = self.batch_gradient(
+                part_loss, part_correct = self.batch_evaluate(self.model, x[part], t[part])
+            else:  # the first part writes the slot, later ones add to it
+                training = self.TrainingPass(part, self.seed, step, self.sync, update)
+                part_loss, part_correct = self.batch_gradient(
                     self.model,
-                    x[piece],
-                    t[piece],
+                    x[part],
+                    t[part],
                     self.grad_w,
                     self.grad_b,
                     accumulate=k > 0,
-                    weights=None if w is None else w[piece],
+                    weights=None if w is None else w[part],
+                    training=training,
                 )
-            loss += piece_loss
-            correct += piece_correct
+            loss += part_loss
+            correct += part_correct
         return loss, correct
 
     def count(self, name: str, value: float) -> None:
@@ -186,7 +206,7 @@ class RangeStep:
             )
 
 
-def main(worker_id, specs, config, optimizer_name, outputs, parent_pid):
+def main(worker_id, specs, config, optimizer_name, outputs, parent_pid, seed):
     """Entry point of worker ``worker_id`` (runs in the child process)."""
     ignore_parent_signals()  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
     blocks, worker = [], None
@@ -197,11 +217,11 @@ def main(worker_id, specs, config, optimizer_name, outputs, parent_pid):
 
         arrays, blocks = attach(specs)
         model = Model.from_config(config)
-        model.rebind(arrays["weights"], arrays["biases"])
+        model.rebind(arrays["weights"], arrays["biases"], arrays["running"])
         for shared in (arrays["x"], arrays["t"]):  # map every page now, not inside epoch 1
             flat = shared.reshape(-1)
             flat[:: max(4096 // flat.itemsize, 1)].sum()
-        worker = Worker(worker_id, arrays, model, optimizer_name, parent_pid)
+        worker = Worker(worker_id, arrays, model, optimizer_name, parent_pid, seed)
         outputs.put(Ready(worker_id, os.getpid()))
         worker.run()
     except ParentGoneError:
