@@ -23,7 +23,7 @@ from stopwatch import Stopwatch
 from nodenet import Layer, Model, fit
 from nodenet.activations import ACTIVATIONS
 from nodenet.backend import choose_workers
-from nodenet.callbacks import DivergenceError, EpochLines
+from nodenet.callbacks import DivergenceError, EpochLines, StepDecay
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.checks import require_int, require_number
 from nodenet.data import (
@@ -43,6 +43,8 @@ RUN_SETTINGS = (
     "epochs",
     "hidden",
     "activation",
+    "dropout",
+    "batch_norm",
     "batch_size",
     "lr",
     "optimizer",
@@ -53,6 +55,8 @@ RUN_SETTINGS = (
     "eps",
     "weight_decay",
     "average",
+    "lr_decay",
+    "lr_decay_every",
     "init",
     "valid_fraction",
     "validate_every",
@@ -116,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="activation of the hidden layers (the output layer is Softmax)",
     )
     net.add_argument(
+        "--dropout",
+        type=checked(float, 0, 1),
+        default=0.0,
+        metavar="RATE",
+        help="inverted dropout on the hidden layers' activations while training",
+    )
+    net.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="batch normalisation in the hidden layers (before the activation)",
+    )
+    net.add_argument(
         "--init",
         default="lecun",
         choices=["he", "xavier", "lecun"],
@@ -150,10 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument(
         "--average",
         type=float,
-        default=0.995,
+        default=None,
         metavar="DECAY",
         help="keep a moving average of the weights with this decay per step (about the "
-        "last 1/(1-DECAY) steps), validate and save it; 0: the last iterate",
+        "last 1/(1-DECAY) steps), validate and save it; 0: the last iterate (default "
+        "0.995, and 0 with --batch-norm, whose statistics belong to the last iterate)",
+    )
+    opt.add_argument(
+        "--lr-decay",
+        type=checked(float, 0, 1, open_low=True, closed_high=True),
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the learning rate by FACTOR every --lr-decay-every epochs",
+    )
+    opt.add_argument(
+        "--lr-decay-every", type=checked(int, 1), default=1, metavar="N", help="see --lr-decay"
     )
     opt.add_argument(
         "--seed",
@@ -266,6 +293,8 @@ def resume_settings(args: argparse.Namespace, given: dict, stored: dict) -> list
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.average is None:
+        args.average = 0.0 if args.batch_norm else 0.995
     try:
         return run(args, given_flags(parser, argv))
     except KeyboardInterrupt as exc:  # outside fit: before or after training
@@ -319,7 +348,8 @@ def run(args: argparse.Namespace, given: dict) -> int:
 
     try:
         if state is None:
-            layers = [Layer(n, args.activation) for n in args.hidden] + [Layer(10, "softmax")]
+            hidden = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
+            layers = [*hidden, Layer(10, "softmax")]
             model = Model(784, "cross_entropy", layers).construct(args.seed, args.init, dtype)
             optimizer = get_optimizer(
                 args.optimizer,
@@ -335,6 +365,8 @@ def run(args: argparse.Namespace, given: dict) -> int:
     model.normaliser = normaliser
     checkpoint = Checkpoint(out, every=args.checkpoint_every, settings=settings)
     callbacks = [checkpoint] if args.quiet else [checkpoint, EpochLines()]
+    if args.lr_decay < 1:
+        callbacks.append(StepDecay(args.lr_decay, args.lr_decay_every))
     if state is not None:
         state.restore(callbacks)
     if args.backend in ("ray", "pool"):
