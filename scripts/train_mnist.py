@@ -56,6 +56,7 @@ RUN_SETTINGS = (
     "weight_decay",
     "average",
     "lr_decay",
+    "class_weight",
     "lr_decay_every",
     "init",
     "valid_fraction",
@@ -197,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--download", action="store_true", help="fetch MNIST if missing")
     data.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        default=None,
+        help="weigh each class by n / (classes x its count) in the training loss",
+    )
+    data.add_argument(
         "--valid-fraction",
         type=checked(float, 0, 1),
         default=0.2,
@@ -295,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.average is None:
         args.average = 0.0 if args.batch_norm else 0.995
+    elif args.average and args.batch_norm:
+        parser.error(
+            "--batch-norm needs --average 0 (the running statistics "
+            "belong to the last iterate, not to the averaged weights)"
+        )
     try:
         return run(args, given_flags(parser, argv))
     except KeyboardInterrupt as exc:  # outside fit: before or after training
@@ -392,6 +404,7 @@ def run(args: argparse.Namespace, given: dict) -> int:
             batch_size=args.batch_size,
             optimizer=optimizer,
             validation=args.valid_fraction,
+            class_weight=args.class_weight,
             validate_every=args.validate_every,
             workers=args.workers,
             chunk=args.chunk,

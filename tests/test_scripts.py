@@ -69,10 +69,33 @@ def test_help_lists_every_flag():
         "--quiet",
         "--average",
         "--std-floor",
+        "--dropout",
+        "--batch-norm",
+        "--lr-decay",
+        "--lr-decay-every",
+        "--class-weight",
     ):
         assert flag in out, flag
     bad = run("train_mnist.py", "--std-floor", "wide")
     assert bad.returncode == 2 and "expected 'pooled' or a finite number >= 0" in bad.stderr
+
+
+def test_the_model_flags_reach_the_run(mnist, trained, tmp_path):
+    """--class-weight, --dropout and --batch-norm change the run and are recorded; a
+    batch-norm run leaves weight averaging off unless asked for."""
+    flags = "--epochs 2 --workers 0 --hidden 32 --validate-every 100 --quiet --no-plot"
+    flags += " --class-weight balanced --dropout 0.1 --batch-norm"
+    result = run("train_mnist.py", *flags.split(), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    settings = json.loads((tmp_path / "metrics.json").read_text())["settings"]
+    assert settings["class_weight"] == "balanced" and settings["dropout"] == 0.1
+    assert settings["batch_norm"] is True and settings["average"] == 0.0
+    layers = io.load(tmp_path).config()["layers"]
+    assert (layers[0]["dropout"], layers[0]["batch_norm"]) == (0.1, True)
+    plain = pd.read_csv(trained[0] / "history.csv")["loss"]
+    assert not np.allclose(pd.read_csv(tmp_path / "history.csv")["loss"], plain)
+    both = run("train_mnist.py", "--batch-norm", "--average", "0.99", "--out", str(tmp_path / "b"))
+    assert both.returncode == 2 and "average" in both.stderr
 
 
 def test_training_writes_model_history_metrics_and_plot(trained):
