@@ -157,7 +157,7 @@ def child_extras() -> dict:
 
     from nodenet import Layer, Model
     from nodenet.data import Normaliser, load_mnist
-    from workers.profiling import step_overhead_us
+    from nodenet.workers.profiling import step_overhead_us
 
     result = {f"overhead_us_{w}": step_overhead_us(w, steps=2000) for w in (1, 2)}
     train, _ = load_mnist()

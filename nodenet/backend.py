@@ -5,7 +5,8 @@ A backend holds the training data (``x`` (n, N_0), targets (n, N_L)) and compute
 but the :class:`Backend` protocol; which backend runs is a name looked up in a registry:
 
 - ``"inprocess"``: :class:`InProcess`, in this process (built in);
-- ``"pool"``: ``workers.WorkerPool``, a pool of local processes over shared memory;
+- ``"pool"``: ``nodenet.workers.WorkerPool`` (the repository's ``workers/`` folder), a
+  pool of local processes over shared memory;
 - any other name a package registers in the ``nodenet.backends`` entry-point group (as
   ``workers`` does for ``"pool"`` in ``setup.cfg``), or :func:`register_backend` at
   run time.

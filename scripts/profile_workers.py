@@ -18,7 +18,7 @@ import pandas as pd
 
 from nodenet import Layer, Model
 from nodenet.data import DataError, Normaliser, load_mnist
-from workers.profiling import diagnose, measure, step_overhead_us
+from nodenet.workers.profiling import diagnose, measure, step_overhead_us
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,8 @@ from nodenet.gradcheck import check_gradients
 from nodenet.graph import Layer, Model
 from nodenet.io import ModelFileError
 from nodenet.optimizers import Adam
+from nodenet.workers import WorkerPool
 from tests.conftest import run
-from workers import WorkerPool
 
 
 def bn_model(seed=0, dropout=0.0, dtype=np.float64, hidden="relu"):
@@ -192,7 +192,7 @@ def test_files_and_checkpoints_keep_the_running_statistics(blobs, tmp_path):
 
 
 def test_the_ray_backend_refuses_batch_norm_by_name(blobs):
-    from workers.ray import RayBackend
+    from nodenet.workers.ray import RayBackend
 
     with pytest.raises(ValueError, match="batch norm"):
         RayBackend(bn_model(), *blobs)

@@ -16,9 +16,9 @@ import pytest
 
 from nodenet import SGD, Adam, Callback, DivergenceError, fit, io
 from nodenet.checkpoint import Checkpoint, load_checkpoint
+from nodenet.workers import WorkerPool
+from nodenet.workers.shared import PREFIX, leftover_blocks
 from tests.conftest import mlp
-from workers import WorkerPool
-from workers.shared import PREFIX, leftover_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train_mnist.py")]
@@ -425,7 +425,7 @@ def test_a_lost_pool_worker_costs_a_redone_epoch_not_the_run(blobs, caplog):
 
 @pytest.mark.timeout(120)
 def test_without_failures_left_a_lost_worker_ends_the_run(blobs):
-    from workers import WorkerError
+    from nodenet.workers import WorkerError
 
     x, y = blobs
     opened = []

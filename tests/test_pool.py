@@ -18,9 +18,9 @@ import pytest
 from nodenet import SGD, Adam, AdamW, Callback, Momentum, fit
 from nodenet.backend import InProcess
 from nodenet.checkpoint import Checkpoint, load_checkpoint
+from nodenet.workers import WorkerError, WorkerPool
+from nodenet.workers.shared import leftover_blocks
 from tests.conftest import mlp
-from workers import WorkerError, WorkerPool
-from workers.shared import leftover_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -331,7 +331,7 @@ faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into 
 import numpy as np
 sys.path.insert(0, {root!r})
 from tests.conftest import mlp
-from workers import WorkerPool
+from nodenet.workers import WorkerPool
 if __name__ == "__main__":
     model = mlp([20, 4, 3])
     x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)

@@ -136,7 +136,7 @@ class KillAnActor(Callback):
 
 def _recording_factory(backends, **options):
     """The ray backend's factory, keeping each backend and its actors' pids."""
-    from workers.ray import RayBackend
+    from nodenet.workers.ray import RayBackend
 
     def build(model, x, y, **run):
         backend = RayBackend.open(model, x, y, **run, **options)
@@ -189,7 +189,7 @@ def test_a_lost_actor_is_replaced_and_the_step_redone(cluster, blobs):
 def test_when_the_failures_run_out_the_user_gets_a_worker_error(cluster, blobs):
     import time
 
-    from workers import WorkerError
+    from nodenet.workers import WorkerError
 
     x, y = blobs
     backends = []

@@ -14,8 +14,8 @@ import pytest
 
 from nodenet import io
 from nodenet.checkpoint import load_checkpoint
+from nodenet.workers.shared import leftover_blocks
 from tests.conftest import ROOT, SCRIPTS, run
-from workers.shared import leftover_blocks
 
 
 @pytest.fixture(scope="module")

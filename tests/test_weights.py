@@ -7,8 +7,8 @@ import pytest
 from nodenet import Adam, fit
 from nodenet.backend import InProcess
 from nodenet.weights import row_weights
+from nodenet.workers import WorkerPool
 from tests.conftest import mlp
-from workers import WorkerPool
 
 
 @pytest.fixture(scope="module")

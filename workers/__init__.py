@@ -1,6 +1,9 @@
 """The process pool that computes nodenet gradients in parallel (imports nodenet,
 never the reverse). ``WorkerPool`` and ``WorkerError`` load on first use, so a worker
-process, which imports ``workers.worker``, does not import the parent's side."""
+process, which imports ``nodenet.workers.worker``, does not import the parent's side.
+
+The repository keeps it in its own folder, ``workers/``; setup.cfg installs it as
+``nodenet.workers``."""
 
 __all__ = ["WorkerError", "WorkerPool"]
 
@@ -14,4 +17,4 @@ def __getattr__(name: str):
         from .processes import WorkerError
 
         return WorkerError
-    raise AttributeError(f"module 'workers' has no attribute {name!r}")
+    raise AttributeError(f"module 'nodenet.workers' has no attribute {name!r}")
