@@ -8,7 +8,7 @@ ARGS   ?=
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,sklearn]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,sklearn,onnx]'
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.installed

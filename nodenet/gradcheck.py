@@ -6,7 +6,7 @@ the cached recursive backprop. Run it in float64.
 
 From the command line::
 
-    python -m nodenet.gradcheck --hidden 16 8 --activation tanh
+    nodenet gradcheck --hidden 16 8 --activation tanh      # or python -m nodenet.gradcheck
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ def check_gradients(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "nodenet gradcheck") -> int:
     """Command line: build a random float64 network, check it, print errors per layer."""
     parser = argparse.ArgumentParser(
-        prog="python -m nodenet.gradcheck",
+        prog=prog,
         description="Finite-difference check of nodenet's backprop on a random network.",
     )
     parser.add_argument("--inputs", type=int, default=10, help="input width (default 10)")

@@ -84,3 +84,10 @@ def test_the_installed_wheel_trains_with_the_pool_outside_the_clone(wheel, tmp_p
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "ok" and "[0, 1]" in result.stdout
+    # the console command the wheel installs
+    command = [str(site / "bin" / "nodenet"), "gradcheck", "--hidden", "4"]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok (tolerance" in result.stdout
