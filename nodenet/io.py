@@ -209,6 +209,19 @@ def model_from_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) ->
     return model
 
 
+def load_metadata(path: str | os.PathLike) -> dict:
+    """The ``metadata`` a model file was saved with (``{}`` if none); ``path`` as for
+    :func:`load`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.npz"
+    arrays = load_arrays(path)
+    if "architecture" not in arrays:
+        raise ModelFileError(f"{path}: missing entry architecture")
+    metadata = parse_architecture(arrays["architecture"], path).get("metadata", {})
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def save(model: Model, path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """Write ``model`` to ``path`` (``.npz``; the suffix is added if missing) and the
     architecture to the ``.json`` beside it. Returns the ``.npz`` path."""

@@ -74,6 +74,19 @@ def evaluate(model: Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"loss": loss / n, "accuracy": correct / n, "samples": len(x)}
 
 
+def regression_scores(model: Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Mean loss, root mean squared error and R^2 (over every output, as scikit-learn's
+    ``r2_score`` averages them) of raw inputs ``x`` against targets ``y`` (n, k)."""
+    result = evaluate(model, x, y)
+    a = predict_proba(model, x).astype(np.float64)
+    t = np.asarray(y, dtype=np.float64).reshape(a.shape)
+    residual = ((a - t) ** 2).sum(axis=0)
+    total = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), 0.0)
+    rmse = float(np.sqrt(residual.sum() / t.size))
+    return {"loss": result["loss"], "rmse": rmse, "r2": float(r2.mean()), "samples": len(x)}
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts ``C[i, j]`` of samples of true class ``i`` predicted as ``j``; (K, K)."""
     y_true = np.asarray(y_true, dtype=np.int64)

@@ -3,12 +3,9 @@
 The download tests serve files from a loopback HTTP server; nothing reaches the network.
 """
 
-import functools
 import gzip
 import hashlib
-import http.server
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -27,6 +24,7 @@ from nodenet.data import (
     read_idx_labels,
     write_csv,
 )
+from tests.conftest import serve_folder
 
 RNG = np.random.default_rng(0)
 X = RNG.integers(0, 256, size=(6, 784)).astype(np.float32)
@@ -298,14 +296,8 @@ def mirror(tmp_path, mnist):
     source = data_dir() / "mnist"
     for name in MNIST_FILES.values():
         shutil.copy(source / name, served / name)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(served) as url:
+        yield served, url
 
 
 def test_download_verifies_checksums_and_leaves_no_partial_file(tmp_path, mirror):

@@ -242,7 +242,8 @@ def test_ctrl_c_with_workers_stops_them_and_cleans_up(mnist, tmp_path):
 
 
 def test_missing_data_fails_with_a_clear_message(tmp_path):
-    result = run("train_mnist.py", "--data-dir", str(tmp_path), "--workers", "0")
+    flags = ("--data-dir", str(tmp_path), "--workers", "0", "--no-download")  # no network
+    result = run("train_mnist.py", *flags)
     assert result.returncode == 2
     assert "train-images-idx3-ubyte.gz" in result.stderr and "NODENET_DATA" in result.stderr
     assert "Traceback" not in result.stderr

@@ -4,9 +4,11 @@
     nodenet predict --model runs/mnist --csv mnist_test.csv
     nodenet predict --model runs/mnist/model.npz --csv test.csv --threshold 0.3
 
-Reads either CSV layout (label + pixels, one-hot + pixels) or pixels only; prints loss
-and accuracy when labels are present; writes predictions.csv, and with labels
-confusion.csv and confusion.png, into --out (default: the CSV's folder).
+Reads either MNIST CSV layout (label + pixels, one-hot + pixels) or pixels only; for a
+model trained with ``nodenet train --csv``, a CSV with the same named feature columns
+(the target column is optional). Prints loss and accuracy (regression: RMSE and R^2)
+when labels are present; writes predictions.csv, and with labels evaluation.json (and
+for classes confusion.csv and confusion.png), into --out (default: the CSV's folder).
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nodenet.data import DataError, read_csv
+from nodenet.data import CsvData, DataError, read_csv
+from nodenet.data.table import class_index, read_table
 from nodenet.files import atomic_write, write_json
-from nodenet.io import ModelFileError, load
-from nodenet.predict import apply_threshold, confusion_matrix, evaluate, predict_proba
+from nodenet.io import ModelFileError, load, load_metadata
+from nodenet.predict import (
+    apply_threshold,
+    confusion_matrix,
+    evaluate,
+    predict_proba,
+    regression_scores,
+)
 
 
 def build_parser(prog: str = "nodenet predict") -> argparse.ArgumentParser:
@@ -32,7 +41,12 @@ def build_parser(prog: str = "nodenet predict") -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", required=True, help="model.npz, or the folder holding it")
-    p.add_argument("--csv", required=True, help="test set: label,pixels / one-hot,pixels / pixels")
+    p.add_argument(
+        "--csv",
+        required=True,
+        help="test set: label,pixels / one-hot,pixels / pixels, or the named columns of a "
+        "model trained on a CSV",
+    )
     p.add_argument("--layout", default="auto", choices=["auto", "label", "onehot", "pixels"])
     p.add_argument(
         "--threshold",
@@ -79,6 +93,9 @@ def main(argv: list[str] | None = None, prog: str = "nodenet predict") -> int:
     try:
         threshold = _threshold(args.threshold)
         model = load(args.model)
+        metadata = load_metadata(args.model)
+        if "features" in metadata:
+            return _predict_table(args, model, metadata, threshold)
         data = read_csv(args.csv, args.layout)
         if data.x.shape[1] != model.input_size:
             raise DataError(
@@ -88,7 +105,10 @@ def main(argv: list[str] | None = None, prog: str = "nodenet predict") -> int:
     except (ModelFileError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else Path(args.csv).resolve().parent
+    except OSError as exc:  # FileWriteError names the file and the free space
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    out = _out(args)
     try:
         return write_outputs(args, model, data, threshold, out)
     except OSError as exc:  # FileWriteError names the file and the free space
@@ -96,19 +116,59 @@ def main(argv: list[str] | None = None, prog: str = "nodenet predict") -> int:
         return 1
 
 
-def write_outputs(args, model, data, threshold, out: Path) -> int:
+def _out(args) -> Path:
+    return Path(args.out) if args.out else Path(args.csv).resolve().parent
+
+
+def _predict_table(args, model, metadata: dict, threshold) -> int:
+    """Predict a CSV with the named feature columns of a model trained on a CSV:
+    predictions.csv (class names, or the predicted values), and with the target column
+    evaluation.json (and for classes the confusion matrix)."""
+    task, out = metadata.get("task", "classification"), _out(args)
+    target = read_table(args.csv, metadata["target"], metadata["features"])
+    if task == "regression":
+        values = predict_proba(model, target.x)
+        frame = pd.DataFrame({"row": np.arange(len(values)), "predicted": values[:, 0]})
+        if target.y is not None:
+            frame["target"] = target.y
+        _write_frame(frame, out)
+        if target.y is not None:
+            scores = regression_scores(model, target.x, target.y.astype(np.float64))
+            write_json(out / "evaluation.json", scores)
+            print(f"rmse {scores['rmse']:.4f}  r2 {scores['r2']:.4f}  ({len(frame)} rows)")
+        return 0
+    classes = np.asarray(metadata["classes"])
+    y = None
+    if target.y is not None:
+        labels = target.y.astype(str) if classes.dtype.kind == "U" else target.y
+        y = class_index(labels, classes, args.csv)
+    data = CsvData(target.x, y, "table")
+    return write_outputs(args, model, data, threshold, out, classes)
+
+
+def _write_frame(frame: pd.DataFrame, out: Path) -> None:
+    text = frame.to_csv(index=False, float_format="%.6g").encode()
+    atomic_write(out / "predictions.csv", lambda f: f.write(text))
+    print(f"{len(frame)} predictions -> {out / 'predictions.csv'}")
+
+
+def write_outputs(args, model, data, threshold, out: Path, classes=None) -> int:
     """Predict, write predictions.csv (and with labels confusion.csv, confusion.png and
     evaluation.json) into ``out``, print a summary; returns the exit code."""
     proba = predict_proba(model, data.x)
     frame = predictions_frame(proba, threshold, data.y)
-    text = frame.to_csv(index=False, float_format="%.6g").encode()
-    atomic_write(out / "predictions.csv", lambda f: f.write(text))
-    print(f"{len(frame)} predictions -> {out / 'predictions.csv'}")
+    if classes is not None:  # class names instead of indices
+        if threshold == "argmax":
+            frame["predicted"] = classes[frame["predicted"].to_numpy()]
+        if data.y is not None:
+            frame["label"] = classes[data.y]
+    _write_frame(frame, out)
     if data.y is None:
         return 0
     result = evaluate(model, data.x, data.y)
     matrix = confusion_matrix(data.y, proba.argmax(axis=1), model.output_size)
-    labels = [str(k) for k in range(model.output_size)]
+    names = range(model.output_size) if classes is None else classes
+    labels = [str(k) for k in names]
     table = pd.DataFrame(matrix, index=pd.Index(labels, name="true"), columns=labels)
     text = table.to_csv().encode()
     atomic_write(out / "confusion.csv", lambda f: f.write(text))

@@ -99,7 +99,7 @@ def read_csv(path: str | os.PathLike, layout: str = "auto") -> CsvData:
         raise DataError(f"{path}: {frame.shape[1]} columns; the {layout!r} layout needs {width}")
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
-    values = _numeric(frame, path, first_line)
+    values = numeric_values(frame, path, first_line)
     n_labels = {"label": 1, "onehot": N_CLASSES, "pixels": 0}[layout]
     pixels = values[:, n_labels:]
     bad = (pixels < 0) | (pixels > 255)
@@ -117,10 +117,13 @@ def read_csv(path: str | os.PathLike, layout: str = "auto") -> CsvData:
     return CsvData(pixels.astype(np.float32), y, layout)
 
 
-def _numeric(frame, path: Path, first_line: int) -> np.ndarray:
-    """The frame as float64, or ``DataError`` at the first non-numeric or empty cell."""
+def numeric_values(frame, path: Path, first_line: int, numbers=None) -> np.ndarray:
+    """The frame as float64, or ``DataError`` at the first non-numeric or empty cell,
+    naming the line and the column (``numbers``: each frame column's 1-based number in
+    the file; default 1, 2, ...)."""
     import pandas as pd
 
+    numbers = list(range(1, frame.shape[1] + 1)) if numbers is None else list(numbers)
     for j, column in enumerate(frame.columns):
         series = frame[column]
         if not pd.api.types.is_numeric_dtype(series):
@@ -129,7 +132,7 @@ def _numeric(frame, path: Path, first_line: int) -> np.ndarray:
             if bad.any():
                 i = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataError(
-                    f"{path}: line {i + first_line}, column {j + 1}: "
+                    f"{path}: line {i + first_line}, column {numbers[j]}: "
                     f"non-numeric value {series.iloc[i]!r}"
                 )
             frame[column] = coerced
@@ -138,7 +141,7 @@ def _numeric(frame, path: Path, first_line: int) -> np.ndarray:
     if bad.any():
         row, col = np.argwhere(bad)[0]
         what = "empty cell or NaN" if np.isnan(values[row, col]) else "infinite value"
-        raise DataError(f"{path}: line {row + first_line}, column {col + 1}: {what}")
+        raise DataError(f"{path}: line {row + first_line}, column {numbers[col]}: {what}")
     return values
 
 

@@ -1,4 +1,5 @@
-"""Loading MNIST from a folder: where the files are looked for, and the two splits."""
+"""Loading MNIST and Fashion-MNIST from a folder: where the files are looked for, and
+the two splits."""
 
 from __future__ import annotations
 
@@ -8,29 +9,34 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import MNIST_FILES, download_mnist, missing_mnist_message
+from .download import MNIST_FILES, SOURCES, download_idx, missing_files_message
 from .errors import DataError
 from .idx import read_idx_images, read_idx_labels
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Where data sets live: ``explicit``, else ``$NODENET_DATA``, else ``data/`` of the
-    project."""
+    """Where data sets live: ``explicit``, else ``$NODENET_DATA``, else the ``data/``
+    folder of a clone nodenet runs from, else ``~/.nodenet/data`` (an installed nodenet
+    run from any folder)."""
     if explicit:
         return Path(explicit)
     if os.environ.get("NODENET_DATA"):
         return Path(os.environ["NODENET_DATA"])
-    return Path(__file__).resolve().parents[2] / "data"
+    clone = Path(__file__).resolve().parents[2]
+    if (clone / "setup.cfg").is_file() and (clone / "data").is_dir():
+        return clone / "data"
+    return Path.home() / ".nodenet" / "data"
 
 
-def _mnist_folder(root: Path) -> Path:
-    """``root/mnist`` if that holds the files, else ``root`` itself."""
-    return root / "mnist" if (root / "mnist").is_dir() or not root.exists() else root
+def _dataset_folder(root: Path, name: str = "mnist") -> Path:
+    """``root/<name>`` if that holds the files, else ``root`` itself."""
+    return root / name if (root / name).is_dir() or not root.exists() else root
 
 
 @dataclass
 class Split:
-    """Images ``x`` float32 (n, 784) with pixel values 0..255 and labels ``y`` int64 (n,)."""
+    """Inputs ``x`` (n, d) and labels ``y`` int64 (n,) (or targets (n, k)); for the IDX
+    data sets, images float32 (n, 784) with pixel values 0..255."""
 
     x: np.ndarray
     y: np.ndarray
@@ -40,19 +46,28 @@ class Split:
 
 
 def load_mnist(
-    directory: str | os.PathLike | None = None, download: bool = False
+    directory: str | os.PathLike | None = None,
+    download: bool = False,
+    dataset: str = "mnist",
+    progress: bool = True,
 ) -> tuple[Split, Split]:
-    """Return ``(train, test)`` MNIST splits from ``directory`` (see :func:`data_dir`).
+    """Return ``(train, test)`` splits of ``dataset`` (``"mnist"`` or
+    ``"fashion-mnist"``, both in MNIST's IDX layout) from ``directory``'s ``<dataset>/``
+    folder (see :func:`data_dir`).
 
-    With ``download`` the files are fetched first if missing. A missing file raises
-    ``DataError`` naming the four files and where they belong.
+    With ``download`` missing files are fetched first (a progress bar unless
+    ``progress`` is false). A missing file raises ``DataError`` naming the four files
+    and where they belong.
     """
-    folder = _mnist_folder(data_dir(directory))
-    if download:
-        download_mnist(folder)
+    if dataset not in SOURCES:
+        raise ValueError(f"unknown data set {dataset!r}; expected one of {sorted(SOURCES)}")
+    folder = _dataset_folder(data_dir(directory), dataset)
     missing = [name for name in MNIST_FILES.values() if not (folder / name).is_file()]
+    if missing and download:
+        download_idx(folder, SOURCES[dataset], progress=progress)
+        missing = []
     if missing:
-        raise DataError(missing_mnist_message(folder, missing))
+        raise DataError(missing_files_message(folder, missing, name=dataset))
     splits = []
     for kind in ("train", "test"):
         x = read_idx_images(folder / MNIST_FILES[f"{kind}_images"])

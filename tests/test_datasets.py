@@ -1,0 +1,245 @@
+"""Data beyond MNIST: Fashion-MNIST's checksums and mirrors (downloaded from a loopback
+server, never the network), missing files fetched by default and not with
+--no-download, and ``nodenet train --csv`` / ``nodenet predict`` on real data sets that
+scikit-learn ships, written out as CSV, for classification and regression."""
+
+import argparse
+import dataclasses
+import gzip
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nodenet.data import MNIST_FILES, SOURCES, DataError, download_idx, load_mnist
+from nodenet.data.idx import read_idx_images
+from tests.conftest import serve_folder
+
+NODENET = str(Path(sys.executable).parent / "nodenet")
+
+
+def nodenet(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([NODENET, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def idx_files(folder: Path, n: int = 40, seed: int = 0) -> dict[str, str]:
+    """Small but valid IDX files under MNIST's names; their SHA-256 as published files."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+    image_bytes = b"\x00\x00\x08\x03" + np.array([n, 28, 28], ">i4").tobytes() + images.tobytes()
+    label_bytes = b"\x00\x00\x08\x01" + np.array([n], ">i4").tobytes() + labels.tobytes()
+    digests = {}
+    for key, name in MNIST_FILES.items():
+        data = gzip.compress(image_bytes if key.endswith("images") else label_bytes, mtime=0)
+        (folder / name).write_bytes(data)
+        digests[name] = hashlib.sha256(data).hexdigest()
+    return digests
+
+
+def test_fashion_mnist_has_its_own_checksums_and_mirrors():
+    fashion, mnist = SOURCES["fashion-mnist"], SOURCES["mnist"]
+    assert set(fashion.sha256) == set(MNIST_FILES.values())
+    assert all(len(d) == 64 and int(d, 16) >= 0 for d in fashion.sha256.values())
+    assert not set(fashion.sha256.values()) & set(mnist.sha256.values())
+    assert fashion.hashed == "file" and len(fashion.mirrors) >= 2
+    assert not set(fashion.mirrors) & set(mnist.mirrors)
+
+
+def test_fashion_mnist_downloads_like_mnist(tmp_path, monkeypatch):
+    served = tmp_path / "served"
+    served.mkdir()
+    digests = idx_files(served)
+    with serve_folder(served) as url:
+        source = dataclasses.replace(SOURCES["fashion-mnist"], mirrors=(url,), sha256=digests)
+        monkeypatch.setitem(SOURCES, "fashion-mnist", source)
+        train, test = load_mnist(tmp_path / "data", download=True, dataset="fashion-mnist")
+        assert len(train) == len(test) == 40
+        expected = read_idx_images(served / MNIST_FILES["train_images"])
+        np.testing.assert_array_equal(train.x, expected)
+        assert (tmp_path / "data" / "fashion-mnist").is_dir()
+        # a file that is not the published one is refused, and nothing of it stays
+        target = tmp_path / "data" / "fashion-mnist"
+        (target / MNIST_FILES["test_labels"]).unlink()
+        (served / MNIST_FILES["test_labels"]).write_bytes(gzip.compress(b"\x00" * 20))
+        with pytest.raises(DataError, match="SHA-256 mismatch"):
+            download_idx(target, source, progress=False)
+        assert not (target / MNIST_FILES["test_labels"]).exists()
+        assert not list(target.glob(".*.part"))
+
+
+def test_training_fetches_missing_files_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    from nodenet.cli import sources
+
+    served = tmp_path / "served"
+    served.mkdir()
+    digests = idx_files(served, seed=1)
+    empty = tmp_path / "fresh"
+    flags = {"csv": None, "task": "classification", "data_dir": empty, "dataset": "mnist"}
+    with serve_folder(served) as url:
+        source = dataclasses.replace(SOURCES["mnist"], mirrors=(url,), sha256=digests)
+        source = dataclasses.replace(source, hashed="file")
+        monkeypatch.setitem(SOURCES, "mnist", source)
+        with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz"):
+            sources.load(argparse.Namespace(**flags, no_download=True, quiet=False))
+        assert not empty.exists() or not any(empty.rglob("*.gz"))
+        data = sources.load(argparse.Namespace(**flags, no_download=False, quiet=False))
+    assert len(data.train) == 40
+    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err  # the progress bar
+
+
+def test_no_download_names_the_files_in_one_clear_error(tmp_path):
+    result = nodenet("train", "--no-download", "--data-dir", tmp_path, "--out", tmp_path / "o")
+    assert result.returncode == 2
+    assert "MNIST files not found" in result.stderr and "--data-dir" in result.stderr
+    assert not list(tmp_path.rglob("*.gz"))
+
+
+# ------------------------------------------------------------------- CSV
+sklearn_datasets = pytest.importorskip("sklearn.datasets")
+
+
+@pytest.fixture(scope="module")
+def csv_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("csv")
+    digits = sklearn_datasets.load_digits(as_frame=True).frame.sample(frac=1.0, random_state=0)
+    digits.iloc[:1400].to_csv(folder / "digits.csv", index=False)
+    digits.iloc[1400:].to_csv(folder / "digits_test.csv", index=False)
+    iris = sklearn_datasets.load_iris(as_frame=True)
+    frame = iris.frame.assign(species=iris.target_names[iris.target]).drop(columns="target")
+    frame.to_csv(folder / "iris.csv", index=False)
+    diabetes = sklearn_datasets.load_diabetes(as_frame=True, scaled=False).frame
+    diabetes.to_csv(folder / "diabetes.csv", index=False)
+    return folder
+
+
+def test_train_and_predict_a_classification_csv(csv_files, tmp_path):
+    out = tmp_path / "digits"
+    result = nodenet(
+        "train",
+        "--csv",
+        csv_files / "digits.csv",
+        "--target",
+        "target",
+        "--test-csv",
+        csv_files / "digits_test.csv",
+        "--hidden",
+        "64",
+        "--epochs",
+        "20",
+        "--quiet",
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.93, metrics
+    assert (out / "training.png").is_file() and (out / "history.csv").is_file()
+    assert metrics["settings"]["csv"].endswith("digits.csv")
+    predicted = nodenet(
+        "predict", "--model", out, "--csv", csv_files / "digits_test.csv", "--out", tmp_path
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    evaluation = json.loads((tmp_path / "evaluation.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert (tmp_path / "confusion.png").is_file()
+
+
+def test_class_names_and_the_saved_normalisation(csv_files, tmp_path):
+    out = tmp_path / "iris"
+    result = nodenet(
+        "train",
+        "--csv",
+        csv_files / "iris.csv",
+        "--target",
+        "species",
+        "--epochs",
+        "60",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--no-plot",
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "metrics.json").read_text())["validation_accuracy"] > 0.8
+    # feature columns in another order, target absent: still read by name
+    frame = pd.read_csv(csv_files / "iris.csv")
+    shuffled = frame[list(reversed(frame.columns[:-1]))]
+    shuffled.to_csv(tmp_path / "new.csv", index=False)
+    predicted = nodenet("predict", "--model", out, "--csv", tmp_path / "new.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    names = pd.read_csv(tmp_path / "predictions.csv")["predicted"]
+    assert set(names) <= {"setosa", "versicolor", "virginica"}
+    assert (names == frame["species"]).mean() > 0.8
+
+
+def test_train_and_predict_a_regression_csv(csv_files, tmp_path):
+    out = tmp_path / "diabetes"
+    result = nodenet(
+        "train",
+        "--csv",
+        csv_files / "diabetes.csv",
+        "--target",
+        "target",
+        "--task",
+        "regression",
+        "--epochs",
+        "50",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.01",
+        "--quiet",
+        "--no-plot",
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation_r2"] > 0.4, metrics
+    assert metrics["validation_rmse"] < 65  # the target's std is 77
+    predicted = nodenet("predict", "--model", out, "--csv", csv_files / "diabetes.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads((csv_files / "evaluation.json").read_text())["r2"] > 0.4
+
+
+def _bad_cell(frame):
+    frame = frame.astype(object)
+    frame.iloc[3, 2] = "abc"  # line 5 of the file (after the header), column 3
+    return frame
+
+
+def _empty_target(frame):
+    frame = frame.astype({"target": object})
+    frame.iloc[7, frame.columns.get_loc("target")] = None
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("edit", "flags", "message"),
+    [
+        (_bad_cell, (), r"line 5, column 3: non-numeric value 'abc'"),
+        (lambda f: f.assign(colour=["red", "blue"] * (len(f) // 2)), (), r"'colour'.*one-hot"),
+        (_empty_target, (), r"line 9, column 65: empty target"),
+        (lambda f: f, ("--target", "label"), r"no column 'label'; the columns are"),
+        (lambda f: f.assign(target="x"), ("--task", "regression"), r"regression must be numeric"),
+    ],
+    ids=["bad-cell", "text-column", "empty-target", "no-target", "text-regression"],
+)
+def test_bad_csv_files_are_named(csv_files, tmp_path, edit, flags, message):
+    frame = edit(pd.read_csv(csv_files / "digits.csv").iloc[:40])
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    args = ["train", "--csv", path, "--target", "target", "--out", tmp_path / "o", *flags]
+    result = nodenet(*args, "--quiet")
+    assert result.returncode == 2, result.stdout
+    assert str(path) in result.stderr
+    assert re.search(message, result.stderr), result.stderr
