@@ -121,22 +121,9 @@ def csv_files(tmp_path_factory):
 
 def test_train_and_predict_a_classification_csv(csv_files, tmp_path):
     out = tmp_path / "digits"
-    result = nodenet(
-        "train",
-        "--csv",
-        csv_files / "digits.csv",
-        "--target",
-        "target",
-        "--test-csv",
-        csv_files / "digits_test.csv",
-        "--hidden",
-        "64",
-        "--epochs",
-        "20",
-        "--quiet",
-        "--out",
-        out,
-    )
+    flags = ["--target", "target", "--hidden", "64", "--epochs", "20", "--quiet"]
+    data = ("--csv", csv_files / "digits.csv", "--test-csv", csv_files / "digits_test.csv")
+    result = nodenet("train", *data, *flags, "--out", out)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.93, metrics
@@ -153,21 +140,8 @@ def test_train_and_predict_a_classification_csv(csv_files, tmp_path):
 
 def test_class_names_and_the_saved_normalisation(csv_files, tmp_path):
     out = tmp_path / "iris"
-    result = nodenet(
-        "train",
-        "--csv",
-        csv_files / "iris.csv",
-        "--target",
-        "species",
-        "--epochs",
-        "60",
-        "--batch-size",
-        "16",
-        "--quiet",
-        "--no-plot",
-        "--out",
-        out,
-    )
+    flags = ["--target", "species", "--epochs", "60", "--batch-size", "16", "--quiet", "--no-plot"]
+    result = nodenet("train", "--csv", csv_files / "iris.csv", *flags, "--out", out)
     assert result.returncode == 0, result.stderr
     assert json.loads((out / "metrics.json").read_text())["validation_accuracy"] > 0.8
     # feature columns in another order, target absent: still read by name
@@ -183,25 +157,9 @@ def test_class_names_and_the_saved_normalisation(csv_files, tmp_path):
 
 def test_train_and_predict_a_regression_csv(csv_files, tmp_path):
     out = tmp_path / "diabetes"
-    result = nodenet(
-        "train",
-        "--csv",
-        csv_files / "diabetes.csv",
-        "--target",
-        "target",
-        "--task",
-        "regression",
-        "--epochs",
-        "50",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.01",
-        "--quiet",
-        "--no-plot",
-        "--out",
-        out,
-    )
+    flags = "--target target --task regression --epochs 50 --batch-size 32 --lr 0.01"
+    flags += " --quiet --no-plot"
+    result = nodenet("train", "--csv", csv_files / "diabetes.csv", *flags.split(), "--out", out)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["validation_r2"] > 0.4, metrics
