@@ -19,8 +19,9 @@ from .callbacks import (
 )
 from .checkpoint import Checkpoint
 from .data import DataError, Normaliser
-from .graph import Layer, Model
+from .graph import Model
 from .history import History
+from .layer import Layer
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
 from .node import Node
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp

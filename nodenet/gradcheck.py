@@ -18,7 +18,8 @@ import numpy as np
 
 from .backprop import batch_evaluate
 from .dropout import TrainingPass
-from .graph import Layer, Model
+from .graph import Model
+from .layer import Layer
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .graph import Layer
+    from .layer import Layer
 
 
 class Node:

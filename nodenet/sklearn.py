@@ -29,7 +29,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import io
 from .callbacks import EarlyStopping
-from .graph import Layer, Model
+from .graph import Model
+from .layer import Layer
 from .optimizers import OPTIMIZERS, get_optimizer
 from .training import fit
 
