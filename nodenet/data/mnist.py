@@ -28,9 +28,22 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     return Path.home() / ".nodenet" / "data"
 
 
+#: where Debian's dataset packages install data sets (``apt install dataset-fashion-mnist``)
+SYSTEM_DATA = Path("/usr/share/datasets")
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in MNIST_FILES.values())
+
+
 def _dataset_folder(root: Path, name: str = "mnist") -> Path:
-    """``root/<name>`` if that holds the files, else ``root`` itself."""
-    return root / name if (root / name).is_dir() or not root.exists() else root
+    """``root/<name>`` if that holds the files, else ``root`` itself if it does; else the
+    system-wide copy under :data:`SYSTEM_DATA` if complete; else ``root/<name>``, where
+    a download puts them."""
+    for folder in (root / name, root, SYSTEM_DATA / name):
+        if _complete(folder):
+            return folder
+    return root / name
 
 
 @dataclass
