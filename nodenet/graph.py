@@ -254,6 +254,12 @@ class Model:
             "layers": [layer.config() for layer in self.layers[1:]],
         }
 
+    def process_config(self) -> dict:
+        """:meth:`config` for another process of this run (a worker): the loss object
+        itself instead of its name, so a user's :class:`~nodenet.losses.Loss` subclass
+        is the loss there too (it travels pickled, by reference to its class)."""
+        return {**self.config(), "loss": self.loss}
+
     @classmethod
     def from_config(cls, config: dict) -> Model:
         """Rebuild an (unconstructed) model from :meth:`config` output."""

@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
 
 
+@pytest.fixture(scope="module")
+def blobs():
+    """120 samples of 6 features in 3 separable classes: ``(x, y)``."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=120)
+    return rng.normal(size=(120, 6)) + 2.0 * np.eye(3, 6)[y], y
+
+
 @contextlib.contextmanager
 def serve_folder(folder: Path):
     """A loopback HTTP server of ``folder``'s files; yields its URL (ending in ``/``)."""

@@ -16,13 +16,6 @@ def dropout_model(seed=0, rate=0.3, dtype=np.float64):
     return Model(6, "cross_entropy", [*layers, Layer(3, "softmax")]).construct(seed, dtype=dtype)
 
 
-@pytest.fixture(scope="module")
-def blobs():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=120)
-    return rng.normal(size=(120, 6)) + 2.0 * np.eye(3, 6)[y], y
-
-
 def test_a_mask_depends_only_on_seed_step_layer_row_and_unit():
     rows = np.arange(1000, 1200)
     whole = keep_scale(TrainingPass(rows, seed=7, step=3), 2, 64, 0.25)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nodenet import SGD, Adam, AdamW, Callback, Momentum, fit
+from nodenet import SGD, Adam, AdamW, Callback, CrossEntropy, Layer, Model, Momentum, fit
 from nodenet.backend import InProcess
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.workers import WorkerError, WorkerPool
@@ -269,17 +269,20 @@ def test_fit_with_two_workers_equals_in_process(data):
 
 
 @pytest.mark.timeout(60)
-def test_a_worker_that_raises_gives_worker_error_with_traceback(data):
+def test_a_worker_that_raises_gives_its_exception_type_with_traceback(data):
     x, y = data
     model = mlp([784, 8, 10])
     with WorkerPool(model, model.check_inputs(x), model.targets(y), workers=2) as pool:
         started = time.monotonic()
-        with pytest.raises(WorkerError) as info:
+        with pytest.raises(ValueError) as info:
             pool._result(pool._publish(99, np.arange(10)))
         assert time.monotonic() - started < 5
+    assert not isinstance(info.value, WorkerError)  # a bug, not a lost worker
     assert info.value.worker in (0, 1)
+    assert info.value.step == 0
     assert "Traceback" in info.value.worker_traceback
     assert "raised ValueError: unknown step kind 99 at step 0 at step 0" in str(info.value)
+    assert "Worker traceback:" in str(info.value)
     assert all(p.exitcode == 1 for p in pool.processes if p.pid == pool.pids[info.value.worker])
     _assert_clean(pool)
 
@@ -483,9 +486,41 @@ def test_a_worker_that_raises_inside_a_split_step_frees_the_others(data):
         started = time.monotonic()
         rows = np.arange(15)
         rows[7] = len(xs) + 5  # in worker 1's piece (rows 5..9)
-        with pytest.raises(WorkerError, match=r"worker 1 raised IndexError: .* at step 1") as info:
+        with pytest.raises(IndexError, match=r"worker 1 raised IndexError: .* at step 1") as info:
             pool.train_step(rows, opt)
         assert time.monotonic() - started < 5
         assert info.value.worker == 1
     assert time.monotonic() - started < 3  # closing did not wait for the 3 s join limit
     _assert_clean(pool)
+
+
+class LossThatRaises(CrossEntropy):
+    """A user's loss with a bug: it travels to the workers (by reference to this class)
+    and raises there."""
+
+    def value(self, a, t, weights=None):
+        raise ValueError("this loss refuses to be computed")
+
+
+@pytest.mark.timeout(120)
+def test_a_value_error_in_a_workers_loss_is_raised_as_value_error_once(blobs, caplog):
+    x, y = blobs
+    model = Model(x.shape[1], LossThatRaises(), [Layer(8, "relu"), Layer(3, "softmax")])
+    model.construct(seed=0)
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="nodenet"), pytest.raises(ValueError) as info:
+        fit(model, x, y, epochs=2, batch_size=32, workers=2, max_failures=3)
+    assert "this loss refuses to be computed" in str(info.value)
+    assert "in value" in info.value.worker_traceback  # where it was raised, in the worker
+    assert not isinstance(info.value, WorkerError)
+    assert not [r for r in caplog.records if "restarted" in r.getMessage()]  # no retry
+    assert time.monotonic() - started < 30
+
+
+def test_a_worker_exception_whose_class_the_parent_lacks_is_a_runtime_error():
+    from nodenet.workers.messages import Failed, reraise
+
+    failed = Failed(1, 4, "Gone", "text", "Traceback ...", "no_such_module_here")
+    with pytest.raises(RuntimeError, match="worker 1 raised Gone: text at step 4") as info:
+        reraise(failed)
+    assert info.value.worker_traceback == "Traceback ..."

@@ -148,7 +148,7 @@ class WorkerPool:
                 (
                     i,
                     self._shared.specs(),
-                    self.model.config(),
+                    self.model.process_config(),
                     name,
                     self.outputs,
                     os.getpid(),

@@ -30,8 +30,10 @@ STOP_GRACE_S = 3.0
 
 
 class WorkerError(BackendError):
-    """A worker raised or died. ``worker`` is its id, ``exitcode`` its exit code (or
-    ``None``), ``worker_traceback`` the traceback text it sent (or ``""``)."""
+    """A worker was lost: it died (a signal, an exit without a message) or never
+    started. ``worker`` is its id, ``exitcode`` its exit code (or ``None``),
+    ``worker_traceback`` the traceback text it sent (or ``""``). An exception a worker
+    raises is re-raised as its own type instead (:func:`workers.messages.reraise`)."""
 
     def __init__(
         self, message: str, worker: int, exitcode: int | None = None, worker_traceback: str = ""

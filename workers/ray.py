@@ -163,7 +163,7 @@ class RayBackend:
 
     def _new_actor(self):
         model = self.model
-        return self._remote.remote(model.config(), model.dtype.str, self.seed, *self._data)
+        return self._remote.remote(model.process_config(), model.dtype.str, self.seed, *self._data)
 
     # --------------------------------------------------------------- the face
     def gradient(

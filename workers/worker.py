@@ -228,7 +228,17 @@ def main(worker_id, specs, config, optimizer_name, outputs, parent_pid, seed):
         os._exit(0)  # nothing to flush: skip the interpreter's slow teardown
     except BaseException as exc:
         step = worker.step if worker is not None else -1
-        outputs.put(Failed(worker_id, step, type(exc).__name__, str(exc), traceback.format_exc()))
+        kind = type(exc)
+        outputs.put(
+            Failed(
+                worker_id,
+                step,
+                kind.__qualname__,
+                str(exc),
+                traceback.format_exc(),
+                kind.__module__,
+            )
+        )
         os._exit(1)  # a failed worker exits non-zero, at once
     finally:
         for block in blocks:
