@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import NoReturn
 
-from .processes import WorkerError, check_alive
+from .processes import check_alive
 
 
 @dataclass(frozen=True)
