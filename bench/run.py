@@ -125,6 +125,7 @@ def child(
                 batch_size=batch,
                 optimizer="adam",
                 lr=1e-3,
+                average=0,  # as the PyTorch and NumPy loops: no weight averaging
                 validation=0.0,
                 workers=spec["workers"],
                 seed=seed,

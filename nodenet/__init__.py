@@ -17,10 +17,11 @@ from .callbacks import (
     StepDecay,
     TerminateOnNaN,
 )
-from .checkpoint import Checkpoint
-from .data import DataError, Normaliser
+from .checkpoint import Checkpoint, load_checkpoint
+from .data import DataError, Normaliser, load_mnist
 from .graph import Model
 from .history import History
+from .io import load
 from .layer import Layer
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
 from .node import Node
@@ -65,5 +66,8 @@ __all__ = [
     "available_backends",
     "fit",
     "get_backend",
+    "load",
+    "load_checkpoint",
+    "load_mnist",
     "register_backend",
 ]

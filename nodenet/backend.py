@@ -263,6 +263,34 @@ def choose_workers(model: Model, batch_size: int, cores: int | None = None) -> t
     return 0, f"auto: in this process ({reason}; the pool would not be faster)"
 
 
+def plan_workers(
+    model: Model, backend: str | BackendFactory | None, workers: int | str, batch_size: int
+) -> tuple[str | BackendFactory, int, str]:
+    """``(backend, workers, why)``: which backend trains and with how many workers, from
+    the ``backend`` and ``workers`` settings, and the choice in words. No backend:
+    ``"pool"`` for ``workers >= 1``, ``"inprocess"`` for 0, :func:`choose_workers` for
+    ``"auto"``. A named backend of workers (``"pool"``, ``"ray"``) given 0 or ``"auto"``
+    workers gets one per core."""
+    if backend is None:
+        if workers == "auto":
+            workers, why = choose_workers(model, batch_size)
+        else:
+            why = f"{workers} workers" if workers else "in this process"
+        return ("pool" if workers else "inprocess"), workers, why
+    if backend == "inprocess":
+        return backend, 0, "in this process"
+    if workers in ("auto", 0) and backend in ("pool", "ray"):
+        workers = os.cpu_count() or 2
+    workers = 0 if workers == "auto" else workers
+    unit = "Ray actors" if backend == "ray" else "workers"
+    name = backend if isinstance(backend, str) else getattr(backend, "__qualname__", "backend")
+    return (
+        backend,
+        workers,
+        f"{workers} {unit} ({name})" if backend != "pool" else f"{workers} {unit}",
+    )
+
+
 _REGISTRY: dict[str, BackendFactory] = {"inprocess": InProcess.open}
 
 

@@ -161,11 +161,21 @@ class ProgressBar(Callback):
 
 
 class EpochLines(Callback):
-    """One printed line per epoch: loss, accuracy, validation, seconds, samples/s."""
+    """A line naming the model, its optimizer and where it trains, then one line per
+    epoch: loss, accuracy, validation, seconds, samples/s."""
 
     def __init__(self, stream=None):
         super().__init__()
         self.stream = stream
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        print(
+            f"{model}\n{model.parameter_count:,} parameters, {model.optimizer!r}, "
+            f"{self.params.get('workers_chosen') or 'in this process'}",
+            file=self.stream or sys.stdout,
+            flush=True,
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         print(

@@ -16,6 +16,7 @@ from .graph import Model
 from .history import History
 from .io import ModelFileError, load_arrays, model_arrays, model_from_arrays, save_arrays
 from .optimizers import Optimizer, get_optimizer
+from .settings import stored
 
 #: prefixes of the arrays of a checkpoint besides the model's
 OPTIMIZER_PREFIX, CALLBACK_PREFIX = "opt_", "callback_"
@@ -94,11 +95,19 @@ def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
             history,
             int(progress["epoch"]),
             int(progress["batch"]),
-            progress["settings"],
+            _renamed(progress["settings"]),
             callbacks,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelFileError(f"{path}: not a nodenet checkpoint ({exc})") from exc
+
+
+#: settings stored under an older name by earlier versions
+RENAMED = {"valid_fraction": "validation"}
+
+
+def _renamed(settings: dict) -> dict:
+    return {RENAMED.get(key, key): value for key, value in settings.items()}
 
 
 def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -107,8 +116,9 @@ def _with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.nda
 
 class Checkpoint(Callback):
     """Writes ``directory/checkpoint.npz`` (atomically) every ``every`` epochs and when
-    training is interrupted. ``settings`` (JSON-serialisable) are stored with it for
-    ``--resume``. It runs after the other callbacks of an epoch, so the state it saves
+    training is interrupted. The run's settings (``fit``'s, from the settings table)
+    and ``settings`` (more of them, JSON-serialisable: the command line gives the
+    network's and the data's) are stored with it for ``--resume``. It runs after the other callbacks of an epoch, so the state it saves
     includes what they changed."""
 
     priority = 1
@@ -130,7 +140,7 @@ class Checkpoint(Callback):
             model.history,
             epoch,
             batch,
-            self.settings,
+            {**self.settings, **stored(self.params.get("settings", {}))},
             callback_states(model.callbacks),
         )
         path = save_checkpoint(self.path, state)

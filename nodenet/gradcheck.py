@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None, prog: str = "nodenet gradcheck") -> int:
 
     layers = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
     layers.append(Layer(args.outputs, args.output_activation))
-    model = Model(args.inputs, args.loss, layers).construct(args.seed, dtype=np.float64)
+    # He init: weights large enough that every gradient stands well above the
+    # finite-difference noise of float64
+    model = Model(args.inputs, args.loss, layers).construct(args.seed, "he", np.float64)
     rng = np.random.default_rng(args.seed)
     x = rng.normal(size=(args.samples, args.inputs))
     if model.loss.name == "cross_entropy":

@@ -10,7 +10,10 @@ Both are views, so an optimizer step on the flat arrays updates every layer at o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +24,10 @@ from .layer import InputLayer, Layer
 from .layout import ParameterLayout
 from .losses import Loss, get_loss
 from .node import Node
+from .settings import SETTINGS
+
+if TYPE_CHECKING:
+    from .history import History
 
 __all__ = ["InputLayer", "Layer", "Model", "Node"]
 
@@ -95,9 +102,16 @@ class Model:
         """Start index of each layer's block in ``biases`` (layer 0, the input: 0)."""
         return self.layout.bias_start
 
-    def construct(self, seed: int | None = 0, init: str = "he", dtype=np.float32) -> Model:
+    def construct(
+        self,
+        seed: int | None = SETTINGS["seed"].default,
+        init: str = SETTINGS["init"].default,
+        dtype=SETTINGS["dtype"].default,
+    ) -> Model:
         """Number the layers, allocate the flat ``weights`` and ``biases`` arrays laid out
-        by ``layout`` (the start-index tables), bind every layer's views and initialise."""
+        by ``layout`` (the start-index tables), bind every layer's views and initialise.
+        The defaults are the settings table's (``seed`` 0, ``init`` lecun, ``dtype``
+        float32), as for ``nodenet train``."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
@@ -189,10 +203,19 @@ class Model:
             a = layer.forward(a, training)
         return a
 
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """Raw inputs ``x`` (n, N_0), validated (:meth:`check_inputs`) and passed through
+        the model's :attr:`normaliser` when it has one: the one place where every public
+        pass over raw inputs (``model(x)``, :meth:`forward`, :meth:`predict`, ``fit``, ...)
+        meets the normaliser. Returns (n, N_0) of the model's dtype."""
+        x = self.check_inputs(x)
+        return x if self.normaliser is None else self.normaliser(x, self.dtype)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Validated forward pass: ``x`` (n, N_0) -> a copy of the outputs (n, N_L).
-        Every layer keeps its ``z`` and ``a``."""
-        return self.propagate(self.check_inputs(x)).copy()
+        """Forward pass of raw inputs ``x`` (n, N_0) (normalised by the model's
+        normaliser) -> a copy of the outputs (n, N_L). Every layer keeps its ``z`` and
+        ``a``. :meth:`propagate` is the pass over inputs already normalised."""
+        return self.propagate(self.normalise(x)).copy()
 
     __call__ = forward
 
@@ -201,11 +224,11 @@ class Model:
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss and flat parameter gradients summed over the ``n`` samples.
 
-        ``x`` (n, N_0); ``y`` class indices (n,) or targets (n, N_L); ``training`` as in
+        ``x`` (n, N_0) raw inputs (normalised by the model's normaliser); ``y`` class indices (n,) or targets (n, N_L); ``training`` as in
         :meth:`propagate` (a model with batch norm needs one). Returns ``(loss_sum, dW,
         db)`` with ``dW`` shaped like ``weights`` and ``db`` like ``biases``.
         """
-        x = self.check_inputs(x)
+        x = self.normalise(x)
         t = self.targets(y, len(x))
         dW, db = np.zeros_like(self.weights), np.zeros_like(self.biases)
         loss_sum, _ = batch_gradient(self, x, t, dW, db, training=training)
@@ -213,13 +236,36 @@ class Model:
 
     def backward(self, dloss_da_output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(dW, db, dx)`` from a given ``dLoss/da`` of the output layer (n, N_L) of the
-        last :meth:`forward` (see :func:`nodenet.backprop.backward`)."""
-        return backward(self, dloss_da_output)
+        last :meth:`forward` (see :func:`nodenet.backprop.backward`); ``dx`` (n, N_0)
+        is the gradient to the raw inputs (through the normaliser)."""
+        dW, db, dx = backward(self, dloss_da_output)
+        return dW, db, self._through_normaliser(dx)
 
     def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``dLoss/dx`` (n, N_0) of the model's loss, summed over the samples."""
-        x = self.check_inputs(x)
-        return input_gradient(self, x, self.targets(y, len(x)))
+        """``dLoss/dx`` (n, N_0) of the model's loss for raw inputs ``x``, summed over
+        the samples (through the normaliser: ``dLoss/dx = dLoss/dx_normalised / std``)."""
+        x = self.normalise(x)
+        return self._through_normaliser(input_gradient(self, x, self.targets(y, len(x))))
+
+    def _through_normaliser(self, dx: np.ndarray) -> np.ndarray:
+        """A gradient to the normalised inputs (n, N_0) as one to the raw inputs."""
+        if self.normaliser is not None:
+            dx /= self.normaliser.std.astype(dx.dtype)
+        return dx
+
+    def fit(self, x: np.ndarray, y: np.ndarray, **keywords) -> History:
+        """Train on raw inputs ``x`` (n, N_0) and targets ``y``: :func:`nodenet.fit`
+        with this model, the same keywords and defaults (the settings table's)."""
+        from .training import fit
+
+        return fit(self, x, y, **keywords)
+
+    def save(self, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+        """Write the model (parameters, architecture, normaliser, ``metadata``) to
+        ``path`` (``.npz`` + ``.json``), atomically; :func:`nodenet.load` reads it."""
+        from .io import save
+
+        return save(self, path, metadata=metadata)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Output activations (n, N_L) for raw inputs ``x`` (n, N_0), normalised by the

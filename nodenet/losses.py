@@ -134,6 +134,20 @@ class SquaredError(Loss):
         return super().count_correct(a, t)
 
 
+class HalfSquaredError(SquaredError):
+    """scikit-learn's squared error: ``sum_k (a_k - t_k)^2 / (2 K)`` per sample, half the
+    mean over the ``K`` outputs (``SquaredError`` divided by ``2 K``), so a loss value,
+    ``tol`` and a loss curve mean what they mean in ``MLPRegressor``."""
+
+    name = "half_squared_error"
+
+    def value(self, a, t, weights=None):
+        return super().value(a, t, weights) / (2 * a.shape[1])
+
+    def gradient(self, a, t):
+        return (a - t) / a.shape[1]
+
+
 def _total(terms: np.ndarray, weights: np.ndarray | None) -> float:
     """The sum of the (n, K) loss ``terms``; with ``weights`` (n,), of each sample's sum
     times its weight."""
@@ -161,7 +175,7 @@ def _class_indices(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 LOSSES: dict[str, type[Loss]] = {
-    cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, SquaredError)
+    cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, SquaredError, HalfSquaredError)
 }
 
 

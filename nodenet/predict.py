@@ -1,7 +1,8 @@
 """Prediction and evaluation: probabilities, thresholds, accuracy, confusion matrix.
 
-These functions take *raw* inputs and apply ``model.normaliser`` when the model has one,
-so a saved model predicts on data exactly as it was given to training.
+These functions take *raw* inputs and apply ``model.normaliser`` when the model has one
+(through :meth:`~nodenet.graph.Model.normalise`, as every door does), so a saved model
+predicts on data exactly as it was given to training.
 """
 
 from __future__ import annotations
@@ -14,17 +15,9 @@ from .graph import Model
 CHUNK = 4096
 
 
-def prepare(model: Model, x: np.ndarray) -> np.ndarray:
-    """Validate raw inputs ``x`` (n, N_0) and apply the model's normaliser."""
-    x = model.check_inputs(x)
-    if model.normaliser is not None:
-        x = model.normaliser(x, model.dtype)
-    return x
-
-
 def predict_proba(model: Model, x: np.ndarray) -> np.ndarray:
     """Output activations (n, N_L) for raw inputs ``x`` (n, N_0), in chunks."""
-    x = prepare(model, x)
+    x = model.normalise(x)
     return (
         np.concatenate([model.propagate(x[i : i + CHUNK]).copy() for i in range(0, len(x), CHUNK)])
         if len(x)
@@ -63,7 +56,7 @@ def predict(model: Model, x: np.ndarray, threshold: str | float | None = "argmax
 
 def evaluate(model: Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Mean loss and accuracy of raw inputs ``x`` against labels ``y``."""
-    x = prepare(model, x)
+    x = model.normalise(x)
     t = model.targets(y, len(x))
     loss = correct = 0.0
     for i in range(0, len(x), CHUNK):

@@ -9,6 +9,10 @@ what they mean in ``sklearn.neural_network.MLPClassifier`` carry its names::
     clf = NodenetClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0)
     clf.fit(x, y).score(x_test, y_test)
 
+Their parameters map onto nodenet's settings table (:data:`nodenet.settings.SETTINGS`)
+through one written table, :data:`SKLEARN_NAMES`; the defaults are scikit-learn's where
+it has the parameter, and nodenet's own (the table's) for what nodenet adds.
+
 Training stops, as scikit-learn's MLP does, when the epoch's training loss (with
 ``early_stopping``: the validation score, and the best weights are kept) has not improved
 by ``tol`` for ``n_iter_no_change`` epochs. The fitted network is ``model_``.
@@ -18,8 +22,14 @@ Optional: ``pip install 'nodenet[sklearn]'``.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+except ImportError as exc:  # name the extra, not only the missing module
+    raise ImportError("nodenet.sklearn needs scikit-learn: pip install 'nodenet[sklearn]'") from exc
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import (
     _check_partial_fit_first_call,
@@ -29,10 +39,43 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import io
 from .callbacks import EarlyStopping
+from .data import Normaliser, train_validation_split
 from .graph import Model
 from .layer import Layer
 from .optimizers import OPTIMIZERS, get_optimizer
+from .settings import SETTINGS
 from .training import fit
+
+#: The one written mapping between the estimators and the settings table:
+#: parameter -> (nodenet setting or None, where its default comes from, how it maps).
+#: ``"scikit-learn"``: MLPClassifier's default; ``"table"``: the settings table's;
+#: ``"as scikit-learn"``: a nodenet parameter set to behave as scikit-learn does.
+#: Tests hold the estimators' defaults to it.
+SKLEARN_NAMES: dict[str, tuple[str | None, str, str]] = {
+    "hidden_layer_sizes": ("hidden", "scikit-learn", "the same sizes"),
+    "activation": ("activation", "scikit-learn", "the same names"),
+    "solver": ("optimizer", "scikit-learn", "any nodenet optimizer name"),
+    "alpha": ("weight_decay", "scikit-learn", "weight_decay = alpha / (batch size x mean sample weight): scikit-learn adds alpha * W to the batch's summed gradient and divides by the batch's total weight (exact for full batches)"),
+    "batch_size": ("batch_size", "scikit-learn", "'auto' is min(200, n_samples)"),
+    "learning_rate_init": ("lr", "scikit-learn", "the same"),
+    "max_iter": ("epochs", "scikit-learn", "epochs"),
+    "shuffle": (None, "scikit-learn", "nodenet shuffles every epoch; False is refused"),
+    "random_state": ("seed", "scikit-learn", "an int is the seed itself; None or a RandomState draws one"),
+    "tol": (None, "scikit-learn", "the stopping rule's min_delta"),
+    "early_stopping": ("validation", "scikit-learn", "True holds out validation_fraction, False none"),
+    "validation_fraction": ("validation", "scikit-learn", "the share held out with early_stopping"),
+    "n_iter_no_change": (None, "scikit-learn", "the stopping rule's patience"),
+    "verbose": (None, "scikit-learn", "a progress bar"),
+    "init": ("init", "as scikit-learn", "'xavier': Glorot-uniform, scikit-learn's init"),
+    "dtype": ("dtype", "as scikit-learn", "float64, as scikit-learn computes on float64 inputs"),
+    "normalise": ("normalise", "as scikit-learn", "None: the inputs as given"),
+    "std_floor": ("std_floor", "as scikit-learn", "0: the textbook z-score (as nodenet train on a CSV)"),
+    "average": ("average", "as scikit-learn", "0: the last iterate, as scikit-learn ends with"),
+    "dropout": ("dropout", "table", "the same"),
+    "batch_norm": ("batch_norm", "table", "the same"),
+    "workers": ("workers", "table", "the same"),
+    "backend": ("backend", "table", "the same"),
+}  # fmt: skip
 
 
 class _NodenetEstimator(BaseEstimator):
@@ -57,10 +100,15 @@ class _NodenetEstimator(BaseEstimator):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
-        dropout=0.0,
-        batch_norm=False,
-        workers=0,
-        backend=None,
+        init="xavier",
+        dtype="float64",
+        normalise=None,
+        std_floor=0.0,
+        average=0.0,
+        dropout=SETTINGS["dropout"].default,
+        batch_norm=SETTINGS["batch_norm"].default,
+        workers=SETTINGS["workers"].default,
+        backend=SETTINGS["backend"].default,
         verbose=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -76,6 +124,11 @@ class _NodenetEstimator(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.init = init
+        self.dtype = dtype
+        self.normalise = normalise
+        self.std_floor = std_floor
+        self.average = average
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.workers = workers
@@ -83,7 +136,7 @@ class _NodenetEstimator(BaseEstimator):
         self.verbose = verbose
 
     # ---------------------------------------------------------------- training
-    def _build(self, n_features: int, n_outputs: int, seed: int) -> None:
+    def _build(self, x: np.ndarray, n_outputs: int, seed: int, sample_weight=None) -> None:
         if self.solver not in OPTIMIZERS:
             raise ValueError(
                 f"solver must be one of {sorted(OPTIMIZERS)}, got {self.solver!r} "
@@ -95,15 +148,31 @@ class _NodenetEstimator(BaseEstimator):
         sizes = [sizes] if np.isscalar(sizes) else list(sizes)
         hidden = [Layer(n, self.activation, self.dropout, self.batch_norm) for n in sizes]
         layers = [*hidden, Layer(n_outputs, self._output)]
-        self.model_ = Model(n_features, self._loss, layers).construct(seed, dtype=np.float64)
-        settings = {"lr": self.learning_rate_init, "weight_decay": self.alpha}
+        model = Model(x.shape[1], self._loss, layers).construct(seed, self.init, self.dtype)
+        if self.normalise is not None:  # statistics of the rows that train
+            rows, _ = train_validation_split(len(x), self._validation(), seed)
+            model.normaliser = Normaliser.fit(self.normalise, x[rows], std_floor=self.std_floor)
+        self.model_ = model
+        # scikit-learn adds alpha * W to the batch's summed gradient and divides by its
+        # total weight; a batch of the mean weight gives this weight decay
+        mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+        batch_weight = self._batch_size(len(x)) * mean_weight
+        settings = {
+            "lr": self.learning_rate_init,
+            "weight_decay": self.alpha / batch_weight if batch_weight > 0 else 0.0,
+            "average": self.average,
+        }
         self._optimizer = get_optimizer(self.solver, **settings)
         self.n_iter_, self.loss_curve_ = 0, []
 
+    def _batch_size(self, n: int) -> int:
+        return min(200 if self.batch_size == "auto" else self.batch_size, n)
+
+    def _validation(self) -> float:
+        return self.validation_fraction if self.early_stopping else 0.0
+
     def _train(self, x, t, sample_weight, epochs: int, seed: int) -> None:
         """``epochs`` more epochs on validated ``x`` (n, N_0) and targets ``t``."""
-        batch = min(200, len(x)) if self.batch_size == "auto" else self.batch_size
-        validation = self.validation_fraction if self.early_stopping else 0.0
         monitor = "val_accuracy" if self._loss == "cross_entropy" else "val_loss"
         stopper = EarlyStopping(
             monitor=monitor if self.early_stopping else "loss",
@@ -117,9 +186,9 @@ class _NodenetEstimator(BaseEstimator):
             t,
             epochs=self.n_iter_ + epochs,
             initial_epoch=self.n_iter_,
-            batch_size=min(batch, len(x)),
+            batch_size=self._batch_size(len(x)),
             optimizer=self._optimizer,
-            validation=validation,
+            validation=self._validation(),
             backend=self.backend,
             workers=self.workers,
             seed=seed,
@@ -133,6 +202,9 @@ class _NodenetEstimator(BaseEstimator):
         self.loss_ = self.loss_curve_[-1]
 
     def _seed(self) -> int:
+        """``random_state`` as nodenet's ``seed``: an int is the seed itself."""
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state)
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
@@ -143,7 +215,7 @@ class _NodenetEstimator(BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         seed = self._seed()
         if first:
-            self._build(X.shape[1], self._n_outputs, seed)
+            self._build(X, self._n_outputs, seed, sample_weight)
         self._train(X, t, sample_weight, 1 if incremental else self.max_iter, seed)
         return self
 
@@ -230,7 +302,7 @@ class NodenetRegressor(RegressorMixin, _NodenetEstimator):
     interface; parameters as :class:`NodenetClassifier`. ``y`` may be (n,) or
     (n, n_outputs); ``predict`` returns the same shape."""
 
-    _loss, _output = "squared_error", "identity"
+    _loss, _output = "half_squared_error", "identity"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -79,10 +79,19 @@ def mnist_small(mnist):
     return x, train.y[:2000]
 
 
-def mlp(sizes, hidden="relu", output="softmax", loss="cross_entropy", seed=0, dtype=np.float32):
-    """A constructed model with layer sizes ``sizes`` (input first)."""
+def mlp(
+    sizes,
+    hidden="relu",
+    output="softmax",
+    loss="cross_entropy",
+    seed=0,
+    dtype=np.float32,
+    init="he",
+):
+    """A constructed model with layer sizes ``sizes`` (input first), He init by default
+    (the tests of gradients and backends were written against its scale)."""
     layers = [Layer(n, hidden) for n in sizes[1:-1]] + [Layer(sizes[-1], output)]
-    return Model(sizes[0], loss, layers).construct(seed=seed, dtype=dtype)
+    return Model(sizes[0], loss, layers).construct(seed=seed, init=init, dtype=dtype)
 
 
 @pytest.fixture

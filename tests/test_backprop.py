@@ -85,6 +85,7 @@ PAIRINGS = [
     ("tanh", "softmax", "squared_error", "real"),  # not fused: full Softmax VJP
     ("tanh", "sigmoid", "squared_error", "real"),
     ("tanh", "tanh", "squared_error", "real"),
+    ("tanh", "identity", "half_squared_error", "real"),  # scikit-learn's regression loss
 ]
 
 

@@ -328,11 +328,11 @@ def test_more_workers_than_cores_get_a_warning(caplog):
     [
         (
             ["--valid-fraction", "1.5"],
-            "argument --valid-fraction: must be a finite number in [0, 1)",
+            "argument --validation/--valid-fraction: must be a finite number in [0, 1)",
         ),
         (["--checkpoint-every", "0"], "argument --checkpoint-every: must be an integer >= 1"),
         (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
-        (["--std-floor", "inf"], "expected 'pooled' or a finite number >= 0"),
+        (["--std-floor", "inf"], "argument --std-floor: must be a finite number in [0, inf)"),
         (["--lr", "0"], "argument --lr: must be a finite number in (0, inf)"),
         (["--hidden", "0"], "argument --hidden: must be an integer >= 1"),
     ],

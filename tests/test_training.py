@@ -30,7 +30,7 @@ def test_784_64_10_reaches_90_percent_in_two_epochs(mnist):
     model.normaliser = norm
     history = fit(
         model,
-        norm(train.x[:10000]),
+        train.x[:10000],
         train.y[:10000],
         epochs=2,
         batch_size=64,
@@ -129,7 +129,7 @@ def test_predict_thresholds_and_confusion_matrix():
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"workers": -1}, "workers"),
-        ({"validation": 1.0}, "validation fraction"),
+        ({"validation": 1.0}, r"validation must be a finite number in \[0, 1\)"),
         ({"validate_every": 0}, "validate_every"),
     ],
 )

@@ -82,7 +82,7 @@ def test_class_weights_balanced_and_by_label(blobs):
     [
         ({"sample_weight": -np.ones(90)}, "finite and >= 0"),
         ({"sample_weight": np.ones(5)}, "one weight per row of x"),
-        ({"class_weight": "even"}, "dict or 'balanced'"),
+        ({"class_weight": "even"}, r"class_weight must be one of \['balanced'\], None or a dict"),
         ({"class_weight": {7: 1.0}}, "7 is not a class"),
         ({"sample_weight": np.zeros(90)}, "add up to 0"),
     ],

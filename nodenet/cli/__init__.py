@@ -13,6 +13,8 @@ import importlib
 import sys
 from importlib import metadata
 
+from nodenet import __version__
+
 ENTRY_POINT_GROUP = "nodenet.commands"
 
 #: built-in subcommands: name -> (module, one line of help)
@@ -40,7 +42,10 @@ def _parser(installed: dict) -> argparse.ArgumentParser:
         epilog="commands:\n" + "\n".join(lines) + "\n\n'nodenet COMMAND --help' for its flags",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=sorted({*COMMANDS, *installed}), metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"nodenet {__version__}")
+    parser.add_argument(
+        "command", nargs="?", choices=sorted({*COMMANDS, *installed}), metavar="COMMAND"
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -49,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``nodenet COMMAND ARGS...``; returns the subcommand's exit code."""
     argv = sys.argv[1:] if argv is None else argv
     installed = _installed()
-    args = _parser(installed).parse_args(argv)
+    parser = _parser(installed)
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `nodenet`: what there is to type
+        parser.print_help()
+        return 0
     prog = f"nodenet {args.command}"
     if args.command in COMMANDS:
         run = importlib.import_module(COMMANDS[args.command][0]).main

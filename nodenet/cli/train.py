@@ -12,7 +12,6 @@ checkpoint.npz. Ctrl-C saves a checkpoint, stops the workers and exits.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
@@ -20,9 +19,8 @@ from pathlib import Path
 import numpy as np
 from stopwatch import Stopwatch
 
-from nodenet import Layer, Model, fit
-from nodenet.backend import choose_workers
-from nodenet.callbacks import DivergenceError, EpochLines, StepDecay
+from nodenet import Layer, Model, fit, settings
+from nodenet.callbacks import DivergenceError, EpochLines
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.data import (
     DataError,
@@ -32,8 +30,9 @@ from nodenet.data import (
 )
 from nodenet.files import FileWriteError, check_writable, write_json
 from nodenet.io import ModelFileError, save
-from nodenet.optimizers import get_optimizer, optimizer_settings
+from nodenet.optimizers import OPTIMIZER_HYPERPARAMETERS
 from nodenet.predict import evaluate, regression_scores
+from nodenet.settings import SettingsError
 
 from . import sources
 from .train_flags import RUN_SETTINGS, build_parser, given_flags, resume_settings
@@ -46,13 +45,6 @@ def main(argv: list[str] | None = None, prog: str = "nodenet train") -> int:
         args.std_floor = 0.0 if args.csv else "pooled"
     if args.out is None:
         args.out = f"runs/{Path(args.csv).stem if args.csv else args.dataset}"
-    if args.average is None:
-        args.average = 0.0 if args.batch_norm else 0.995
-    elif args.average and args.batch_norm:
-        parser.error(
-            "--batch-norm needs --average 0 (the running statistics "
-            "belong to the last iterate, not to the averaged weights)"
-        )
     try:
         return run(args, given_flags(parser, argv))
     except KeyboardInterrupt as exc:  # outside fit: before or after training
@@ -80,7 +72,6 @@ def run(args: argparse.Namespace, given: dict) -> int:
             return 0
         for note in notes:
             print(f"resuming with {note}")
-    settings = {key: getattr(args, key) for key in RUN_SETTINGS}
     out = Path(args.out)
     try:
         check_writable(out)
@@ -89,75 +80,41 @@ def run(args: argparse.Namespace, given: dict) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     train, test = data.train, data.test
-    if state is None:  # statistics of the training split only
-        train_idx, _ = train_validation_split(len(train), args.valid_fraction, args.seed)
-        normaliser = Normaliser.fit(args.normalise, train.x[train_idx], std_floor=args.std_floor)
-    else:  # the run's own statistics, as saved with it
-        normaliser = state.model.normaliser
-    dtype = np.dtype(args.dtype)
-    x = normaliser(train.x, dtype)
-
+    training = {key: getattr(args, key) for key in settings.at(settings.FIT)}
     try:
         if state is None:
-            hidden = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
-            regression = data.task == "regression"
-            output = Layer(data.outputs, "identity" if regression else "softmax")
-            loss = "squared_error" if regression else "cross_entropy"
-            inputs = train.x.shape[1]
-            model = Model(inputs, loss, [*hidden, output]).construct(args.seed, args.init, dtype)
-            optimizer = get_optimizer(
-                args.optimizer,
-                **{key: getattr(args, key) for key in optimizer_settings(args.optimizer)},
+            model = new_model(args, data)
+            # statistics of the training split only
+            train_idx, _ = train_validation_split(len(train), args.validation, args.seed)
+            model.normaliser = Normaliser.fit(
+                args.normalise, train.x[train_idx], std_floor=args.std_floor
             )
             history, first_epoch, first_batch = None, 0, 0
-        else:
-            model, optimizer, history = state.model, state.optimizer, state.history
+        else:  # the run's own model, normaliser, optimizer and history, as saved
+            model, history = state.model, state.history
             first_epoch, first_batch = state.epoch, state.batch
+            training.update(dict.fromkeys(OPTIMIZER_HYPERPARAMETERS), optimizer=state.optimizer)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    model.normaliser = normaliser
-    checkpoint = Checkpoint(out, every=args.checkpoint_every, settings=settings)
+    stored = {key: getattr(args, key) for key in RUN_SETTINGS}
+    checkpoint = Checkpoint(out, every=args.checkpoint_every, settings=stored)
     callbacks = [checkpoint] if args.quiet else [checkpoint, EpochLines()]
-    if args.lr_decay < 1:
-        callbacks.append(StepDecay(args.lr_decay, args.lr_decay_every))
     if state is not None:
         state.restore(callbacks)
-    if args.backend in ("ray", "pool"):
-        args.workers = (os.cpu_count() or 2) if args.workers in ("auto", 0) else args.workers
-        why = f"{args.workers} {'Ray actors' if args.backend == 'ray' else 'workers'}"
-    elif args.backend == "inprocess":
-        args.workers, why = 0, "in this process"
-    elif args.workers == "auto":
-        args.workers, why = choose_workers(model, args.batch_size)
-    else:
-        why = f"{args.workers} workers" if args.workers else "in this process"
-    options = {"address": args.ray_address} if args.backend == "ray" else {}
-    if not args.quiet:
-        print(f"{model}\n{model.parameter_count:,} parameters, {optimizer!r}, {why}")
 
     watch = Stopwatch()
     try:
         history = fit(
             model,
-            x,
+            train.x,
             train.y,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            optimizer=optimizer,
-            validation=args.valid_fraction,
-            class_weight=args.class_weight,
-            validate_every=args.validate_every,
-            workers=args.workers,
-            chunk=args.chunk,
-            seed=args.seed,
             callbacks=callbacks,
             initial_epoch=first_epoch,
             initial_batch=first_batch,
             history=history,
             progress=not args.quiet,
-            backend=args.backend,
-            **options,
+            **training,
         )
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
@@ -166,6 +123,9 @@ def run(args: argparse.Namespace, given: dict) -> int:
             file=sys.stderr,
         )
         return 128 + signum
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except DivergenceError as exc:
         kept = (
             f"; the last good checkpoint is {checkpoint.path}" if checkpoint.path.exists() else ""
@@ -179,7 +139,7 @@ def run(args: argparse.Namespace, given: dict) -> int:
 
     split, where = test, "test"
     if test is None:  # a CSV without --test-csv: the validation rows fit held out
-        _, rows = train_validation_split(len(train), args.valid_fraction, args.seed)
+        _, rows = train_validation_split(len(train), args.validation, args.seed)
         split, where = Split(train.x[rows], train.y[rows]), "validation"
     score = evaluate if data.task == "classification" else regression_scores
     result = score(model, split.x, split.y) if len(split.y) else {}
@@ -191,11 +151,11 @@ def run(args: argparse.Namespace, given: dict) -> int:
         "samples_per_s": float(epochs["samples_per_s"].median()),
         "epochs": int(epochs["epoch"].max()),
         "parameters": model.parameter_count,
-        "workers": args.workers,
-        "settings": settings,
+        "workers": history.params["workers"],
+        "settings": stored,
     }
     try:
-        save(model, out / "model.npz", metadata={"settings": settings, **data.description})
+        save(model, out / "model.npz", metadata={"settings": stored, **data.description})
         history.to_csv(out / "history.csv")
         write_json(out / "metrics.json", metrics)
         if not args.no_plot:
@@ -208,6 +168,17 @@ def run(args: argparse.Namespace, given: dict) -> int:
     shown = "  ".join(f"{where} {k} {v:.4f}" for k, v in result.items() if k != "samples")
     print(f"{shown}  ({metrics['training_seconds']:.1f} s training) -> {out}/")
     return 0
+
+
+def new_model(args: argparse.Namespace, data) -> Model:
+    """The network ``args`` describe for ``data``: hidden layers, then a softmax
+    (classification) or identity (regression) output layer."""
+    hidden = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
+    regression = data.task == "regression"
+    output = Layer(data.outputs, "identity" if regression else "softmax")
+    loss = "squared_error" if regression else "cross_entropy"
+    model = Model(data.train.x.shape[1], loss, [*hidden, output])
+    return model.construct(args.seed, args.init, np.dtype(args.dtype))
 
 
 def interrupt_message(checkpoint: Checkpoint, out: Path) -> str:

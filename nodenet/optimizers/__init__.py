@@ -19,6 +19,7 @@ from .sgd import SGD, Momentum, Nesterov
 
 __all__ = [
     "OPTIMIZERS",
+    "OPTIMIZER_HYPERPARAMETERS",
     "SGD",
     "Adagrad",
     "Adam",
@@ -61,3 +62,9 @@ def _optimizer_class(name: str) -> type[Optimizer]:
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[key]
+
+
+#: every hyperparameter any optimizer takes, in a stable order
+OPTIMIZER_HYPERPARAMETERS: tuple[str, ...] = tuple(
+    dict.fromkeys(key for name in OPTIMIZERS for key in optimizer_settings(name))
+)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     model.normaliser = normaliser
     history = fit(
         model,
-        normaliser(train.x),
+        train.x,
         train.y,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -37,12 +37,13 @@ def main(argv: list[str] | None = None) -> dict:
     model.normaliser = normaliser
     fit(
         model,
-        normaliser(train.x),
+        train.x,
         (train.y == 9).astype(np.float32),
         epochs=args.epochs,
         batch_size=64,
         optimizer="adam",
         lr=3e-3,
+        average=0,  # the last iterate, as the figures in the README were measured
         validation=0.0,
         seed=args.seed,
     )

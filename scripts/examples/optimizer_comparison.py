@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--limit", type=int, default=None, help="train on the first N images")
     args = p.parse_args(argv)
     normaliser, train, test = mnist(args.data_dir, "zscore")
-    x, y = normaliser(train.x[: args.limit]), train.y[: args.limit]
+    x, y = train.x[: args.limit], train.y[: args.limit]
     rows, curves = [], {}
     for name, lr in LEARNING_RATES.items():
         layers = [Layer(128, "relu"), Layer(64, "relu"), Layer(10, "softmax")]
