@@ -524,3 +524,48 @@ def test_a_worker_exception_whose_class_the_parent_lacks_is_a_runtime_error():
     with pytest.raises(RuntimeError, match="worker 1 raised Gone: text at step 4") as info:
         reraise(failed)
     assert info.value.worker_traceback == "Traceback ..."
+
+
+UNGUARDED = """
+import numpy as np
+from nodenet import Layer, Model, fit
+
+rng = np.random.default_rng(0)
+y = rng.integers(0, 3, 300)
+x = rng.normal(size=(300, 6)) + 2.0 * np.eye(3, 6)[y]
+weights = []
+for workers in (2, 0):
+    model = Model(6, "cross_entropy", [Layer(8, "relu"), Layer(3, "softmax")])
+    model.construct(seed=0, dtype="float64")
+    fit(model, x, y, epochs=2, batch_size=32, workers=workers)
+    weights.append(model.weights)
+print("difference", float(np.abs(weights[0] - weights[1]).max()))
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["script", "-c", "stdin"])
+def test_workers_never_import_the_users_main(how, tmp_path):
+    """A script without an ``if __name__ == "__main__":`` guard, a ``python -c`` string
+    and a program piped to ``python -`` train with ``workers=2``, equal to in-process."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    command = {
+        "script": ([sys.executable, str(script)], None),
+        "-c": ([sys.executable, "-c", UNGUARDED], None),
+        "stdin": ([sys.executable, "-"], UNGUARDED),
+    }[how]
+    result = subprocess.run(
+        command[0], input=command[1], capture_output=True, text=True, timeout=100, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split("difference")[1]) < 1e-12
+    assert "bootstrapping" not in result.stderr
+
+
+def test_a_loss_defined_in_main_is_refused_in_one_line(blobs):
+    x, y = blobs
+    loss = type("MainLoss", (CrossEntropy,), {"__module__": "__main__"})()
+    model = Model(6, loss, [Layer(4, "relu"), Layer(3, "softmax")]).construct()
+    with pytest.raises(ValueError, match="MainLoss is defined in the script being run"):
+        fit(model, x, y, epochs=1, workers=2)

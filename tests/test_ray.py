@@ -233,3 +233,23 @@ def test_ctrl_c_kills_the_actors(cluster, blobs):
         )
     assert backends[0].actors == [] and _wait_until_gone(backends[0].pids)
     assert not ray.is_initialized()  # the backend started the connection and ended it
+
+
+@pytest.mark.timeout(120)
+def test_an_exception_in_an_actor_keeps_its_type_and_is_not_retried(cluster, blobs):
+    from tests.test_pool import LossThatRaises
+
+    x, y = blobs
+    backends = []
+    model = Model(20, LossThatRaises(), [Layer(8, "relu"), Layer(3, "softmax")]).construct()
+    with pytest.raises(ValueError, match="this loss refuses to be computed"):
+        fit(
+            model,
+            x,
+            y,
+            workers=2,
+            backend=_recording_factory(backends, address=cluster.address, timeout_s=20),
+            **SETTINGS,
+        )
+    assert len(backends) == 1  # fit did not start the backend over
+    assert backends[0].failures == 0  # nor did the backend replace an actor

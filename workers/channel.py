@@ -1,40 +1,63 @@
-"""``Channel``: a multi-producer queue of small messages with a time-out on ``get``.
+"""``Inbox``: the parent's end of one pipe per worker, read with a time-out.
 
-What ``multiprocessing.SimpleQueue`` is - one pipe, a lock per end, ``put`` writes
-directly (no feeder thread, so a worker's last message is out before it exits) - plus
-``get(timeout)`` through ``Connection.poll``, so a waiting parent can check that its
-workers are alive. Messages (``workers.messages``) pickle to far less than ``PIPE_BUF``
-bytes and go out in one ``write``, which the OS makes atomic.
+A worker writes its few small messages (``workers.messages``) to a pipe of its own, so
+no lock is needed and a message of any size arrives whole; the parent waits on all the
+pipes at once (``multiprocessing.connection.wait``). A pipe whose worker has exited
+reads as closed and is dropped: that the worker is gone is for ``check_alive`` to say.
 """
 
 from __future__ import annotations
 
+import collections
+import os
 import queue
+import time
+from multiprocessing.connection import Connection, wait
 
 
-class Channel:
-    """``put(obj)``, ``get(timeout=None)`` (raises ``queue.Empty`` on time-out), ``close()``."""
+def pipe() -> tuple[Connection, int]:
+    """``(reader, writer_fd)``: the parent's end as a ``Connection`` and the descriptor a
+    worker process inherits to write into (:func:`writer`)."""
+    read_fd, write_fd = os.pipe()
+    return Connection(read_fd, writable=False), write_fd
 
-    def __init__(self, ctx):
-        self._reader, self._writer = ctx.Pipe(duplex=False)
-        self._rlock = ctx.Lock()
-        self._wlock = ctx.Lock()
 
-    def put(self, obj) -> None:
-        with self._wlock:
-            self._writer.send(obj)
+def writer(fd: int) -> Connection:
+    """In a worker: the ``Connection`` over the inherited descriptor ``fd``."""
+    return Connection(fd, readable=False)
+
+
+class Inbox:
+    """``get(timeout=None)`` (raises ``queue.Empty`` on time-out), ``close()``."""
+
+    def __init__(self, readers: list[Connection]):
+        self._open = list(readers)
+        self._ready: collections.deque = collections.deque()
 
     def get(self, timeout: float | None = None):
-        """The next message, waiting up to ``timeout`` seconds (``None``: for ever)."""
-        if not self._rlock.acquire(timeout=-1 if timeout is None else timeout):
-            raise queue.Empty
-        try:
-            if timeout is not None and not self._reader.poll(timeout):
-                raise queue.Empty
-            return self._reader.recv()
-        finally:
-            self._rlock.release()
+        """The next message from any worker, waiting up to ``timeout`` seconds (``None``:
+        for ever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            readable = wait(self._open, left) if self._open else []
+            if not readable:
+                if not self._open and deadline is None:
+                    raise queue.Empty  # every worker is gone: nothing will come
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise queue.Empty
+                if not self._open:
+                    time.sleep(min(left, 0.05))
+                continue
+            for reader in readable:
+                try:
+                    self._ready.append(reader.recv())
+                except (EOFError, OSError):  # its worker exited
+                    self._open.remove(reader)
+                    reader.close()
+        return self._ready.popleft()
 
     def close(self) -> None:
-        self._reader.close()
-        self._writer.close()
+        for reader in self._open:
+            reader.close()
+        self._open = []

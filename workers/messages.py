@@ -71,8 +71,8 @@ def reraise(failed: Failed) -> NoReturn:
 
 def _exception_class(module: str, qualname: str) -> type[BaseException]:
     """The exception class ``module.qualname`` if this process has it, else
-    ``RuntimeError``. (A spawned worker runs the parent's script as ``__mp_main__``.)"""
-    found = sys.modules.get("__main__" if module == "__mp_main__" else module)
+    ``RuntimeError``."""
+    found = sys.modules.get(module)
     for part in qualname.split("."):
         found = getattr(found, part, None)
     if isinstance(found, type) and issubclass(found, Exception):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable
@@ -25,8 +24,6 @@ from nodenet.checks import require_int
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer, optimizer_settings
 
-from . import worker
-from .channel import Channel
 from .counters import COUNTERS, stats_frame
 from .messages import Ready, receive
 from .processes import (
@@ -68,7 +65,6 @@ class WorkerPool:
     workers : number of processes, 1 <= workers <= n.
     chunk : rows per piece of a step; ``None`` splits each step evenly across the
         workers. Piece ``j`` goes to worker ``j % workers``.
-    start_method : ``"spawn"`` (default), ``"forkserver"`` or ``"fork"``.
     optimizer : the optimizer :meth:`train_step` will use. Its state arrays then live in
         shared memory too, so the workers can split the step between them.
     split_step : with an ``optimizer``, step it inside the workers (default): each
@@ -87,7 +83,6 @@ class WorkerPool:
         y: np.ndarray,
         workers: int = 2,
         chunk: int | None = None,
-        start_method: str = "spawn",
         optimizer: Optimizer | None = None,
         split_step: bool = True,
         ahead: int = AHEAD,
@@ -96,6 +91,12 @@ class WorkerPool:
     ):
         require_int("workers", workers, 1)
         require_int("ahead", ahead, 1)
+        if type(model.loss).__module__ == "__main__":
+            raise ValueError(
+                f"the loss {type(model.loss).__name__} is defined in the script being run "
+                "(__main__), which worker processes do not import: define it in a module "
+                "of its own and import it from there"
+            )
         if chunk is not None:
             require_int("chunk", chunk, 1)
         x = model.check_inputs(x)
@@ -119,7 +120,7 @@ class WorkerPool:
         self._shared = SharedArrays()
         try:
             self._setup_arrays(x, t)
-            self._start(start_method)
+            self._start()
         except BaseException:
             self.close()
             raise
@@ -137,20 +138,15 @@ class WorkerPool:
         self.dW = np.empty_like(self.model.weights)
         self.db = np.empty_like(self.model.biases)
 
-    def _start(self, start_method: str) -> None:
-        ctx = mp.get_context(start_method)
-        self.outputs = Channel(ctx)
+    def _start(self) -> None:
         name = self.optimizer.name if self.optimizer is not None else "sgd"
-        self.processes = start_processes(
-            ctx,
-            worker.main,
+        self.processes, self.outputs = start_processes(
             [
                 (
                     i,
                     self._shared.specs(),
                     self.model.process_config(),
                     name,
-                    self.outputs,
                     os.getpid(),
                     self.seed,
                 )

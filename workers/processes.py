@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from multiprocessing import util as _mp_util  # noqa: F401  (its exit handler registers first)
 
 from nodenet.backend import BackendError
+
+from .channel import Inbox, pipe
 
 #: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
 SINGLE_THREAD_ENV = {
@@ -74,35 +80,77 @@ def warn_about_cores(workers: int, log) -> None:
         )
 
 
-def start_processes(ctx, target: Callable, args: Sequence[tuple]) -> list:
-    """Start one daemon process of ``target`` per argument tuple in ``args``, named
-    ``nodenet-worker-<i>``, each with one BLAS thread (:data:`SINGLE_THREAD_ENV`, set
-    before NumPy loads in the child). :data:`PARENT_SIGNALS` are blocked while the
-    children start: a child inherits the mask (across exec too), so a signal during its
-    start-up stays pending until its loop has set them to be ignored
-    (:func:`ignore_parent_signals`), and the parent gets its own after the start."""
-    saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-    os.environ.update(SINGLE_THREAD_ENV)
+#: what a worker process runs: the parent's ``sys.path`` and then the worker's arguments
+#: come pickled on its standard input. Its own program, so it never imports the user's
+#: ``__main__`` (no ``if __name__ == "__main__":`` guard needed, as with Ray's actors)
+BOOT = (
+    "import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
+    "from nodenet.workers.worker import boot; boot()"
+)
+
+
+class WorkerProcess:
+    """One worker: ``python -c BOOT`` with ``arguments`` pickled on its standard input
+    and the write end of its message pipe, ``output_fd``, inherited. The face of a
+    ``multiprocessing.Process`` that the pool uses: ``pid``, ``name``, ``exitcode``
+    (``-N`` for signal ``N``), ``is_alive``, ``join``, ``kill``."""
+
+    def __init__(self, index: int, arguments: tuple, output_fd: int, env: dict):
+        self.name = f"nodenet-worker-{index}"
+        self._popen = subprocess.Popen(
+            [sys.executable, "-c", BOOT], stdin=subprocess.PIPE, pass_fds=(output_fd,), env=env
+        )
+        self.pid = self._popen.pid
+        try:
+            pickle.dump([p for p in sys.path if isinstance(p, str)], self._popen.stdin)
+            pickle.dump((output_fd, *arguments), self._popen.stdin)
+            self._popen.stdin.close()
+        except BrokenPipeError:  # it exited at once: its exit code says so
+            pass
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+
+
+def start_processes(args: Sequence[tuple]) -> tuple[list[WorkerProcess], Inbox]:
+    """Start one :class:`WorkerProcess` per argument tuple in ``args``, each with one
+    BLAS thread (:data:`SINGLE_THREAD_ENV`, in its environment before NumPy loads) and
+    a message pipe of its own; returns the processes and the :class:`Inbox` of their
+    messages. :data:`PARENT_SIGNALS` are blocked while the children start: a child
+    inherits the mask across exec, so a signal during its start-up stays pending until
+    its loop has set them to be ignored (:func:`ignore_parent_signals`), and the parent
+    gets its own after the start."""
+    env = {**os.environ, **SINGLE_THREAD_ENV}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
-    processes = []
+    processes, readers = [], []
     try:
         for i, arguments in enumerate(args):
-            process = ctx.Process(
-                target=target, args=arguments, name=f"nodenet-worker-{i}", daemon=True
-            )
-            process.start()
-            processes.append(process)
+            reader, output_fd = pipe()
+            readers.append(reader)
+            try:
+                processes.append(WorkerProcess(i, arguments, output_fd, env))
+            finally:
+                os.close(output_fd)  # the worker holds it now: its exit closes the pipe
     except BaseException:
         stop_processes(processes)
+        for reader in readers:
+            reader.close()
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    return processes
+    return processes, Inbox(readers)
 
 
 def ignore_parent_signals() -> None:

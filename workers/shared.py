@@ -142,10 +142,10 @@ def start_resource_tracker() -> None:
 def attach(specs: dict[str, ArraySpec]) -> tuple[dict[str, np.ndarray], list]:
     """In a worker: map every block of ``specs``; returns ``(arrays, blocks)``.
 
-    The parent owns the blocks and registered them with the resource tracker, which
-    its spawned workers share. A worker must not register them again (Python 3.11 has
-    no ``track=False``): a late registration after the parent's unlink would make the
-    tracker unlink a block twice and report it as leaked.
+    The parent owns the blocks and registered them with its resource tracker. A worker
+    must not register them (Python 3.11 has no ``track=False``): it would start a
+    tracker of its own, which unlinks them when the worker exits, or a late
+    registration would unlink a block twice and report it as leaked.
     """
     arrays, blocks = {}, []
     register = resource_tracker.register

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import sys
 import time
 import traceback
 
 import numpy as np
 
+from .channel import writer
 from .counters import COUNTERS
 from .messages import Failed, Ready
 from .processes import ignore_parent_signals
@@ -206,9 +209,17 @@ class RangeStep:
             )
 
 
-def main(worker_id, specs, config, optimizer_name, outputs, parent_pid, seed):
-    """Entry point of worker ``worker_id`` (runs in the child process)."""
+def boot() -> None:
+    """What a worker process runs (``workers.processes.BOOT``): :func:`main` with the
+    arguments pickled on its standard input."""
+    main(*pickle.load(sys.stdin.buffer))
+
+
+def main(output_fd, worker_id, specs, config, optimizer_name, parent_pid, seed):
+    """Entry point of worker ``worker_id`` (runs in the child process); its messages go
+    to the pipe ``output_fd``."""
     ignore_parent_signals()  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
+    outputs = writer(output_fd)
     blocks, worker = [], None
     try:
         from nodenet.graph import Model
@@ -222,14 +233,14 @@ def main(worker_id, specs, config, optimizer_name, outputs, parent_pid, seed):
             flat = shared.reshape(-1)
             flat[:: max(4096 // flat.itemsize, 1)].sum()
         worker = Worker(worker_id, arrays, model, optimizer_name, parent_pid, seed)
-        outputs.put(Ready(worker_id, os.getpid()))
+        outputs.send(Ready(worker_id, os.getpid()))
         worker.run()
     except ParentGoneError:
         os._exit(0)  # nothing to flush: skip the interpreter's slow teardown
     except BaseException as exc:
         step = worker.step if worker is not None else -1
         kind = type(exc)
-        outputs.put(
+        outputs.send(
             Failed(
                 worker_id,
                 step,
