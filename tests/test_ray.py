@@ -117,7 +117,7 @@ def test_dropout_masks_on_ray_equal_in_process(cluster, blobs):
     fit(reference, x, y, **SETTINGS)
     for actors in (1, 3):
         model = make_model()
-        fit(model, x, y, backend="ray", workers=actors, address=cluster.address, **SETTINGS)
+        fit(model, x, y, backend="ray", workers=actors, ray_address=cluster.address, **SETTINGS)
         np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
 
 
