@@ -161,12 +161,14 @@ class ProgressBar(Callback):
 
 
 class EpochLines(Callback):
-    """A line naming the model, its optimizer and where it trains, then one line per
-    epoch: loss, accuracy, validation, seconds, samples/s."""
+    """A line naming the model, its optimizer and where it trains, then a line every
+    ``every`` epochs (and after the last): loss, accuracy, validation, seconds,
+    samples/s."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, every: int = 1):
         super().__init__()
         self.stream = stream
+        self.every = require_int("EpochLines every", every, 1)
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -178,14 +180,19 @@ class EpochLines(Callback):
         )
 
     def on_epoch_end(self, epoch, logs=None):
-        print(
-            f"epoch {epoch + 1}/{self.params['epochs']}  loss {logs['loss']:.4f}  "
-            f"acc {logs['accuracy']:.4f}  val_loss {logs['val_loss']:.4f}  "
-            f"val_acc {logs['val_accuracy']:.4f}  {logs['seconds']:.2f} s  "
-            f"{logs['samples_per_s']:,.0f} samples/s",
-            file=self.stream or sys.stdout,
-            flush=True,
-        )
+        if (epoch + 1) % self.every and epoch + 1 != self.params["epochs"]:
+            return
+        figures = [f"epoch {epoch + 1}/{self.params['epochs']}"]
+        for key, name in (
+            ("loss", "loss"),
+            ("accuracy", "acc"),
+            ("val_loss", "val_loss"),
+            ("val_accuracy", "val_acc"),
+        ):
+            if math.isfinite(logs[key]):  # no validation, or no accuracy in regression
+                figures.append(f"{name} {logs[key]:.4f}")
+        figures += [f"{logs['seconds']:.2f} s", f"{logs['samples_per_s']:,.0f} samples/s"]
+        print("  ".join(figures), file=self.stream or sys.stdout, flush=True)
 
 
 class DivergenceError(ArithmeticError):
@@ -234,7 +241,8 @@ class EarlyStopping(Callback):
     as Keras decides). ``restore_best_weights``: when the run ends, the model gets the
     weights of its best epoch (the weights validated then, averaged ones when the
     optimizer averages). The state travels in checkpoints, so a resumed run stops at the
-    epoch an uninterrupted one would.
+    epoch an uninterrupted one would. ``verbose``: print one line saying when and why it
+    stopped (to ``stream``, standard output by default).
     """
 
     def __init__(
@@ -244,8 +252,11 @@ class EarlyStopping(Callback):
         patience: int = 3,
         min_delta: float = 0.0,
         restore_best_weights: bool = False,
+        verbose: bool = True,
+        stream=None,
     ):
         super().__init__()
+        self.verbose, self.stream = bool(verbose), stream
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.monitor = monitor
@@ -279,6 +290,19 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            if self.verbose:
+                restored = (
+                    f"; the weights of epoch {self.best_epoch + 1} are restored"
+                    if self.restore_best_weights and self.best_weights is not None
+                    else ""
+                )
+                print(
+                    f"early stopping after epoch {epoch + 1}: {self.monitor} has not "
+                    f"improved by more than {self.min_delta:g} for {self.wait} epochs (best "
+                    f"{self.best:.4g} at epoch {self.best_epoch + 1}){restored}",
+                    file=self.stream or sys.stdout,
+                    flush=True,
+                )
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:

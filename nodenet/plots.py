@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .files import atomic_write
 from .history import History
@@ -49,6 +50,7 @@ def history_figure(history: History, title: str = "") -> Figure:
     if epochs["val_loss"].notna().any():
         ax.plot(epochs["epoch"], epochs["val_loss"], "s-", label="validation")
     ax.set(title="Loss per epoch", xlabel="epoch", ylabel="mean loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
 
     step = np.arange(1, len(batches) + 1)
@@ -58,6 +60,7 @@ def history_figure(history: History, title: str = "") -> Figure:
     twin = ax.twinx()
     twin.plot(step, batches["accuracy"], color="tab:blue", lw=0.7, label="accuracy")
     twin.set_ylabel("accuracy")
+    _twin_legend(ax, twin)
 
     val = _validation_points(batches, epochs)
     ax = axes[1, 0]
@@ -66,6 +69,9 @@ def history_figure(history: History, title: str = "") -> Figure:
     twin = ax.twinx()
     twin.plot(val["x"], val["val_accuracy"], "s-", color="tab:blue", label="accuracy")
     twin.set_ylabel("accuracy")
+    if val["label"] == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _twin_legend(ax, twin)
 
     ax = axes[1, 1]
     ax.plot(step, batches["accuracy"], lw=0.7, alpha=0.7, label="batch accuracy")
@@ -76,6 +82,13 @@ def history_figure(history: History, title: str = "") -> Figure:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _twin_legend(ax, twin) -> None:
+    """One legend for a panel whose two lines stand on two y axes (loss left, accuracy
+    right), so the reader can tell which line is which."""
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="best")
 
 
 def _validation_points(batches, epochs) -> dict:

@@ -173,7 +173,7 @@ SETTINGS: dict[str, Setting] = _settings(
     Setting("lr_decay_every", "int", 1, "see lr_decay", OPTIMISATION, low=1, metavar="N"),
     Setting("seed", "int", 0, "seed of the initialisation, split, shuffles and dropout masks (the library also takes None: fresh entropy, recorded)", OPTIMISATION, low=0, also=(None,)),
     # --------------------------------------------------------------------- data
-    Setting("dataset", "str", "mnist", "the IDX data set (its files are downloaded when missing, unless --no-download)", DATA, STORED_FLAG, choices=("mnist", "fashion-mnist")),
+    Setting("dataset", "str", "mnist", "the IDX data set (its files are downloaded when missing, unless --no-download; none with --csv)", DATA, STORED_FLAG, choices=("mnist", "fashion-mnist"), also=(None,)),
     Setting("csv", "str", None, "train on this numeric CSV (a header row naming the columns) instead", DATA, STORED_FLAG, also=(None,), metavar="FILE"),
     Setting("target", "str", None, "--csv: what to predict", DATA, STORED_FLAG, also=(None,), metavar="COLUMN"),
     Setting("task", "str", "classification", "--csv: class labels (softmax, cross-entropy) or numbers (identity, squared error)", DATA, STORED_FLAG, choices=("classification", "regression")),

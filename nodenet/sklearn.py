@@ -179,6 +179,7 @@ class _NodenetEstimator(BaseEstimator):
             patience=self.n_iter_no_change,
             min_delta=self.tol,
             restore_best_weights=self.early_stopping,
+            verbose=bool(self.verbose),
         )
         history = fit(
             self.model_,

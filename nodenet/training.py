@@ -136,6 +136,9 @@ def fit(
     while True:
         try:
             with (
+                # a diverging run overflows on its way to the NaN that TerminateOnNaN
+                # reports: that one clear error, not NumPy's warnings before it
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"),
                 DeferredSignals() as signals,
                 open_backend(
                     model,

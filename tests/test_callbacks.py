@@ -123,6 +123,18 @@ def test_early_stopping_counts_patience_with_min_delta_both_ways():
         _stopper_run(EarlyStopping("val_f1"), accuracies)
 
 
+def test_early_stopping_says_when_and_why_it_stopped(capsys):
+    losses = [{"val_loss": v} for v in (1.0, 0.9, 0.95, 0.97, 0.5)]
+    assert _stopper_run(EarlyStopping(patience=2), losses) == 4
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "early stopping after epoch 4: val_loss has not improved by more than 0 for 2 "
+        "epochs (best 0.9 at epoch 2)"
+    ]
+    _stopper_run(EarlyStopping(patience=2, verbose=False), losses)
+    assert capsys.readouterr().out == ""
+
+
 def test_early_stopping_restores_the_weights_of_the_best_epoch():
     model = mlp([4, 3])
     stopper = EarlyStopping(patience=2, restore_best_weights=True)
@@ -238,3 +250,20 @@ def test_seed_none_draws_fresh_entropy_and_records_it(blobs):
     again = mlp([20, 8, 3], seed=0)
     fit(again, x, y, epochs=1, batch_size=50, seed=seed_a)
     np.testing.assert_array_equal(again.weights, weights_a)
+
+
+def test_epoch_lines_name_the_run_then_every_nth_epoch_without_empty_figures(blobs):
+    import io as text_io
+
+    from nodenet import EpochLines
+
+    x, y = blobs
+    stream = text_io.StringIO()
+    model = mlp([x.shape[1], 4, 3])
+    model.fit(x, y, epochs=5, validation=0.0, callbacks=[EpochLines(stream, every=2)])
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == repr(model)
+    assert lines[1].startswith(f"{model.parameter_count} parameters, Adam(lr=0.001")
+    assert lines[1].endswith("in this process")
+    assert [line.split()[1] for line in lines[2:]] == ["2/5", "4/5", "5/5"]
+    assert "val_loss" not in stream.getvalue()  # no validation: nothing to show

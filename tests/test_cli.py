@@ -52,3 +52,59 @@ def test_the_scripts_are_the_commands(script, command):
     assert from_script.stdout.startswith(f"usage: python scripts/{script}")
     # the same flags, only the program name differs
     assert from_script.stdout.split("\n\n", 1)[1] == from_command.stdout.split("\n\n", 1)[1]
+
+
+def test_plain_nodenet_and_the_version_say_what_to_type():
+    plain = nodenet()
+    assert plain.returncode == 0 and "'nodenet COMMAND --help'" in plain.stdout
+    version = nodenet("--version")
+    assert version.returncode == 0 and version.stdout.strip() == "nodenet 0.1.0"
+    module = subprocess.run(
+        [sys.executable, "-m", "nodenet", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert module.stdout == version.stdout
+
+
+@pytest.mark.parametrize("name", ["train", "profile"])
+def test_help_shows_each_default_once_and_no_markup(name):
+    text = nodenet(name, "--help").stdout
+    for line in text.splitlines():
+        assert line.count("default") <= 1, line
+    assert "``" not in text and "(default: None)" not in text
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--workers", "0"], "argument --workers: must be an integer >= 1, got 0"),
+        (["--workers", "-1"], "argument --workers: must be an integer >= 1, got -1"),
+        (["--hidden", "0"], "argument --hidden: must be an integer >= 1, got 0"),
+        (["--batches", "0"], "argument --batches: must be an integer >= 1, got 0"),
+        (["--chunks", "0"], "argument --chunks: must be an integer >= 1, or 'auto', got 0"),
+        (["--seconds", "-5"], "argument --seconds: must be a finite number in (0, inf)"),
+        (["--seconds", "nan"], "argument --seconds: must be a finite number in (0, inf)"),
+    ],
+)
+def test_profile_refuses_nonsense_in_one_line(flags, message):
+    result = nodenet("profile", *flags)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_profile_plot_marks_every_batch_and_keeps_its_legend_off_the_bars(tmp_path):
+    import pandas as pd
+
+    from nodenet.workers.cli import plot
+
+    rows = [
+        {"workers": w, "chunk": "auto", "batch": b, "samples_per_s": 1e4 * w}
+        | {"utilisation": 0.8, "idle_share": 0.15, "barrier_share": 0.05}
+        for w in (1, 2)
+        for b in (128, 512, 1024)
+    ]
+    figure = plot(pd.DataFrame(rows), tmp_path / "profile.png")
+    throughput, shares = figure.axes[:2]
+    assert [t.get_text() for t in throughput.get_xticklabels()] == ["128", "512", "1024"]
+    legend = shares.get_legend().get_window_extent()
+    bars = shares.get_window_extent()
+    assert legend.x0 >= bars.x1  # beside the bars, not over them

@@ -185,6 +185,13 @@ def test_class_names_and_the_saved_normalisation(csv_files, tmp_path):
     names = pd.read_csv(tmp_path / "predictions.csv")["predicted"]
     assert set(names) <= {"setosa", "versicolor", "virginica"}
     assert (names == frame["species"]).mean() > 0.8
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["dataset"] is None  # a CSV run, not MNIST
+    # a probability threshold marks classes by name too
+    marked = nodenet("predict", "--model", out, "--csv", tmp_path / "new.csv", "--threshold", "0.3")
+    assert marked.returncode == 0, marked.stderr
+    words = " ".join(pd.read_csv(tmp_path / "predictions.csv")["predicted"].dropna()).split()
+    assert words and set(words) <= {"setosa", "versicolor", "virginica"}
 
 
 def test_train_and_predict_a_regression_csv(csv_files, tmp_path):

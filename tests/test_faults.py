@@ -98,6 +98,7 @@ def test_a_diverging_run_keeps_the_good_files_and_says_what_to_try(good_run, tmp
     assert result.returncode == 1
     assert "diverged at epoch 1" in result.stderr and "lower learning rate" in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # the clear error alone
     assert _snapshot(out) == before  # nothing written over the good files
     assert np.isfinite(io.load(out).weights).all()
     json.loads((out / "metrics.json").read_text())
@@ -335,8 +336,14 @@ def test_more_workers_than_cores_get_a_warning(caplog):
         (["--std-floor", "inf"], "argument --std-floor: must be a finite number in [0, inf)"),
         (["--lr", "0"], "argument --lr: must be a finite number in (0, inf)"),
         (["--hidden", "0"], "argument --hidden: must be an integer >= 1"),
+        (["--momentum", "nan"], "argument --momentum: must be a finite number in [0, 1)"),
+        (["--rho", "5"], "argument --rho: must be a finite number in [0, 1)"),
+        (["--target", "y"], "--target goes with --csv"),
+        (["--test-csv", "t.csv"], "--test-csv goes with --csv"),
+        (["--ray-address", "auto"], "--ray-address goes with --backend ray"),
+        (["--csv", "a.csv", "--task", "regression", "--class-weight", "balanced"], "--class-weight goes with classes"),
     ],
-)
+)  # fmt: skip
 def test_bad_flags_get_one_line_naming_the_flag(flags, message):
     result = train(*flags, timeout=60)
     assert result.returncode == 2 and message in result.stderr

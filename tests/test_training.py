@@ -184,3 +184,8 @@ def test_model_methods_equal_the_module_functions_and_history_plots(mnist_small,
     figure = history.plot(tmp_path / "training.png", title="t")
     assert len(figure.axes) >= 4  # four panels (and their twin axes)
     assert (tmp_path / "training.png").read_bytes()[:4] == b"\x89PNG"
+    epoch_axis, batch_panel, valid_panel = figure.axes[0], figure.axes[1], figure.axes[2]
+    assert all(float(t).is_integer() for t in epoch_axis.get_xticks())  # whole epochs
+    assert all(float(t).is_integer() for t in valid_panel.get_xticks())
+    for panel in (batch_panel, valid_panel):  # loss and accuracy on two axes, one legend
+        assert [t.get_text() for t in panel.get_legend().get_texts()] == ["loss", "accuracy"]

@@ -19,36 +19,47 @@ from pathlib import Path
 import pandas as pd
 
 from nodenet import Layer, Model
+from nodenet.cli.flags import add_flags
 from nodenet.data import DataError, Normaliser, load_mnist
+from nodenet.files import FileWriteError, check_writable
+from nodenet.settings import Setting
 
 from .profiling import diagnose, measure, step_overhead_us
+
+#: the flags of ``nodenet profile``, as rows of a settings table (checked the same way)
+PROFILE_SETTINGS = {
+    row.name: row
+    for row in (
+        Setting("workers", "ints", list(range(1, (os.cpu_count() or 1) + 1)), "worker counts to measure", "profile", low=1, metavar="N"),
+        Setting("chunks", "ints", ["auto", 32], "samples per task; auto splits each batch evenly", "profile", low=1, also=("auto",), metavar="CHUNK"),
+        Setting("batches", "ints", [128, 512, 1024], "batch sizes to measure", "profile", low=1, metavar="B"),
+        Setting("hidden", "ints", [128, 64], "sizes of the hidden layers", "profile", low=1, metavar="N"),
+        Setting("seconds", "float", 1.5, "measuring time per setting", "profile", low=0, open_low=True),
+        Setting("data_dir", "str", None, "folder holding mnist/ (default: $NODENET_DATA, else data/)", "profile", also=(None,)),
+        Setting("out", "str", "runs/profile", "output folder for profile.csv and profile.png", "profile"),
+    )
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
     p = argparse.ArgumentParser(
         prog=prog,
-        description=__doc__,
+        description="The worker pool's samples/s, utilisation and a per-step time breakdown:\n"
+        "prints a table, names the bottleneck it finds, and writes profile.csv and\n"
+        "profile.png into --out.",
+        epilog="examples:\n  nodenet profile\n"
+        "  nodenet profile --batches 128 1024 --chunks auto 32 --hidden 512 512",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--workers", type=int, nargs="+", default=list(range(1, (os.cpu_count() or 1) + 1))
-    )
-    p.add_argument(
-        "--chunks",
-        nargs="+",
-        default=["auto", "32"],
-        help="samples per task; 'auto' splits each batch evenly",
-    )
-    p.add_argument("--batches", type=int, nargs="+", default=[128, 512, 1024])
-    p.add_argument("--hidden", type=int, nargs="+", default=[128, 64])
-    p.add_argument("--seconds", type=float, default=1.5, help="measuring time per setting")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default="runs/profile")
+    add_flags(p, PROFILE_SETTINGS)
     args = p.parse_args(argv)
+    chunks = [None if c == "auto" else c for c in args.chunks]
+    out = Path(args.out)
     try:
-        chunks = [None if c == "auto" else int(c) for c in args.chunks]
-    except ValueError:
-        p.error("--chunks takes 'auto' or whole numbers")
+        check_writable(out)
+    except FileWriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         train, _ = load_mnist(args.data_dir)
     except DataError as exc:
@@ -74,7 +85,6 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
                 flush=True,
             )
     table = pd.DataFrame(rows)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "profile.csv", index=False)
     with pd.option_context("display.width", 160, "display.float_format", "{:,.3f}".format):
@@ -86,13 +96,18 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
     return 0
 
 
-def plot(table: pd.DataFrame, path: Path) -> None:
+def plot(table: pd.DataFrame, path: Path):
+    """Throughput against batch size, and where the workers' time goes; writes ``path``
+    and returns the figure."""
     from nodenet.plots import save_figure, subplots
 
     fig, (left, right) = subplots(1, 2, figsize=(13, 4.5))
     for (workers, chunk), rows in table.groupby(["workers", "chunk"], sort=False):
         left.plot(rows["batch"], rows["samples_per_s"], "o-", label=f"{workers} w, chunk {chunk}")
     left.set(xscale="log", xlabel="batch size", ylabel="samples / s", title="Throughput")
+    batches = sorted(table["batch"].unique())
+    left.set_xticks(batches, [str(b) for b in batches])  # every measured batch, 128 too
+    left.minorticks_off()
     left.legend(fontsize=8)
     labels = [f"{r.workers}w c{r.chunk} b{r.batch}" for r in table.itertuples()]
     bottom = None
@@ -111,6 +126,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         bottom = table[column] if bottom is None else bottom + table[column]
     right.set(ylabel="share of worker time", title="Where the workers' time goes")
     right.tick_params(axis="x", rotation=70, labelsize=7)
-    right.legend(fontsize=8)
+    right.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars
     fig.tight_layout()
     save_figure(fig, path)
+    return fig

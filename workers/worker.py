@@ -219,6 +219,7 @@ def main(output_fd, worker_id, specs, config, optimizer_name, parent_pid, seed):
     """Entry point of worker ``worker_id`` (runs in the child process); its messages go
     to the pipe ``output_fd``."""
     ignore_parent_signals()  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
+    np.seterr(over="ignore", invalid="ignore", divide="ignore")  # the parent names divergence
     outputs = writer(output_fd)
     blocks, worker = [], None
     try:

@@ -73,18 +73,22 @@ def _threshold(text: str) -> str | float | None:
     return cut
 
 
-def predictions_frame(proba: np.ndarray, threshold, y: np.ndarray | None) -> pd.DataFrame:
-    """One row per sample: row, predicted class(es), probability of each class, label."""
+def predictions_frame(
+    proba: np.ndarray, threshold, y: np.ndarray | None, classes: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per sample: row, predicted class(es), probability of each class, label;
+    classes by name when the model has ``classes`` (a CSV model), else by index."""
+    names = np.arange(proba.shape[1]) if classes is None else np.asarray(classes)
     frame = pd.DataFrame({"row": np.arange(len(proba))})
     if threshold == "argmax":
-        frame["predicted"] = apply_threshold(proba, "argmax")
+        frame["predicted"] = names[apply_threshold(proba, "argmax")]
     elif threshold != "none":
         marks = apply_threshold(proba, threshold)
-        frame["predicted"] = [" ".join(map(str, np.flatnonzero(m))) for m in marks]
+        frame["predicted"] = [" ".join(str(names[k]) for k in np.flatnonzero(m)) for m in marks]
     for k in range(proba.shape[1]):
         frame[f"p{k}"] = proba[:, k]
     if y is not None:
-        frame["label"] = y
+        frame["label"] = names[y]
     return frame
 
 
@@ -156,12 +160,7 @@ def write_outputs(args, model, data, threshold, out: Path, classes=None) -> int:
     """Predict, write predictions.csv (and with labels confusion.csv, confusion.png and
     evaluation.json) into ``out``, print a summary; returns the exit code."""
     proba = predict_proba(model, data.x)
-    frame = predictions_frame(proba, threshold, data.y)
-    if classes is not None:  # class names instead of indices
-        if threshold == "argmax":
-            frame["predicted"] = classes[frame["predicted"].to_numpy()]
-        if data.y is not None:
-            frame["label"] = classes[data.y]
+    frame = predictions_frame(proba, threshold, data.y, classes)
     _write_frame(frame, out)
     if data.y is None:
         return 0

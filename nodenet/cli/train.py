@@ -43,6 +43,16 @@ def main(argv: list[str] | None = None, prog: str = "nodenet train") -> int:
     args = parser.parse_args(argv)
     if args.std_floor is None:
         args.std_floor = 0.0 if args.csv else "pooled"
+    for flag, value, needs, ok in (
+        ("--target", args.target, "--csv", args.csv),
+        ("--test-csv", args.test_csv, "--csv", args.csv),
+        ("--ray-address", args.ray_address, "--backend ray", args.backend == "ray"),
+        ("--class-weight", args.class_weight, "classes", args.task == "classification"),
+    ):
+        if value is not None and not ok:
+            parser.error(f"{flag} goes with {needs}; it would be ignored here")
+    if args.csv:  # what the run trains on is the CSV file
+        args.dataset = None
     if args.out is None:
         args.out = f"runs/{Path(args.csv).stem if args.csv else args.dataset}"
     try:

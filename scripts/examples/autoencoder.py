@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from common import mnist, mnist_parser, report
 
-from nodenet import Layer, Model, fit
+from nodenet import EpochLines, Layer, Model, fit
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
         lr=1e-3,
         validation=0.0,
         seed=args.seed,
+        callbacks=[EpochLines()],
     )
     loss = model.gradient(x_test, x_test)[0] / len(x_test)
     mean = np.clip(x.mean(axis=0), 1e-6, 1 - 1e-6)  # the best guess without a code

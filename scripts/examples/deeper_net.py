@@ -12,7 +12,7 @@ import os
 
 from common import mnist, mnist_parser, report
 
-from nodenet import Layer, Model, fit
+from nodenet import EpochLines, Layer, Model, fit
 from nodenet.predict import evaluate
 
 
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
         validation=0.1,
         workers=args.workers,
         seed=args.seed,
+        callbacks=[EpochLines()],
     )
     result = evaluate(model, test.x, test.y)
     epochs = history.frame("epoch")

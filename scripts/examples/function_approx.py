@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from common import parser, report
 
-from nodenet import Layer, Model, StepDecay, fit
+from nodenet import EpochLines, Layer, Model, StepDecay, fit
 
 
 def f(x: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
         lr=3e-3,
         validation=0.0,
         seed=args.seed,
-        callbacks=[StepDecay(0.5, every=max(args.epochs // 4, 1))],
+        callbacks=[StepDecay(0.5, every=max(args.epochs // 4, 1)), EpochLines(every=100)],
     )
     grid = np.linspace(0, 4, 1001)[:, None]
     fitted = model.forward(grid / 2 - 1)[:, 0] * scale

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from common import parser, report
 
-from nodenet import Layer, Model, fit
+from nodenet import EpochLines, Layer, Model, fit
 
 CORNERS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 GATES = {"AND": [0, 0, 0, 1], "OR": [0, 1, 1, 1], "XOR": [0, 1, 1, 0]}
@@ -33,6 +33,7 @@ def train_gate(truth: list[int], seed: int, epochs: int) -> Model:
         lr=0.05,
         validation=0.0,
         seed=seed,
+        callbacks=[EpochLines(every=500)],
     )
     return model
 

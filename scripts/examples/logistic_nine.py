@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from common import mnist, mnist_parser, report
 
-from nodenet import BinaryCrossEntropy, Layer, Model, Sigmoid, fit
+from nodenet import BinaryCrossEntropy, EpochLines, Layer, Model, Sigmoid, fit
 from nodenet.predict import predict_proba
 
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
         average=0,  # the last iterate, as the figures in the README were measured
         validation=0.0,
         seed=args.seed,
+        callbacks=[EpochLines()],
     )
     proba = predict_proba(model, test.x)[:, 0]
     predicted, truth = proba >= 0.5, test.y == 9

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from common import mnist, mnist_parser, report
 
-from nodenet import Layer, Model, fit
+from nodenet import EpochLines, Layer, Model, fit
 from nodenet.files import atomic_write
 from nodenet.optimizers import get_optimizer
 from nodenet.predict import evaluate
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
             optimizer=get_optimizer(name, lr=lr),
             validation=0.0,
             seed=args.seed,
+            callbacks=[EpochLines()],
         )
         batch_loss = history.frame("batch")["loss"].to_numpy()
         curves[name] = batch_loss

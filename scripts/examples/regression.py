@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from common import parser, report
 
-from nodenet import Identity, Layer, Model, SquaredError, fit
+from nodenet import EpochLines, Identity, Layer, Model, SquaredError, fit
 
 TRUE_LINEAR = {"slope": 2.5, "intercept": -1.0}
 TRUE_CUBIC = {"x3": 0.5, "x2": -1.0, "x1": 0.0, "intercept": 2.0}
@@ -32,6 +32,7 @@ def fit_linear_unit(features: np.ndarray, y: np.ndarray, seed: int, epochs: int)
         lr=0.05,
         validation=0.0,
         seed=seed,
+        callbacks=[EpochLines(every=20)],
     )
     return model
 
