@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 ARGS   ?=
 
-.PHONY: help train test test-all lint bench bench-ray profile clean
+.PHONY: help train test test-all lint docs bench bench-ray profile clean
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -36,6 +36,10 @@ test: lint  ## lint, then the fast tests (a few minutes on 2 cores)
 test-all: lint  ## lint, then every test: the slow accuracy and end-to-end ones too
 	$(PY) -m pytest
 
+docs: $(VENV)/.train  ## the API reference from the docstrings, into site/ (strict)
+	$(PIP) -e '.[docs]'
+	$(PY) -m mkdocs build --strict
+
 bench: $(VENV)/.bench  ## nodenet against PyTorch CPU and a plain NumPy loop
 	$(PY) bench/run.py $(ARGS)
 
@@ -50,4 +54,4 @@ profile: $(VENV)/.train  ## worker throughput table and plot
 	$(PY) scripts/profile_workers.py $(ARGS)
 
 clean:  ## remove the venv and build files
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .ruff_cache
