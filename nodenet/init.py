@@ -1,7 +1,14 @@
-"""Weight initialisation: He (Kaiming), Xavier (Glorot) and LeCun uniform.
+"""Weight initialisation: He (Kaiming), Xavier, Glorot (scikit-learn's) and LeCun uniform.
 
-He and Xavier start the biases at zero; LeCun uniform draws them like the weights, as
-PyTorch's ``nn.Linear`` does by default.
+Each rule draws a layer's weights ``(fan_out, fan_in)`` and biases ``(fan_out,)``:
+
+- ``he``: weights normal with std ``sqrt(2 / fan_in)``, biases zero (ReLU-like layers);
+- ``xavier``: weights uniform on ``+-sqrt(6 / (fan_in + fan_out))``, biases zero;
+- ``glorot``: weights *and* biases uniform on ``+-sqrt(factor / (fan_in + fan_out))``
+  with ``factor`` 6, or 2 when the hidden layers are Sigmoid: scikit-learn's MLP init
+  (``_init_coef``; it takes the factor from the hidden activation for every layer);
+- ``lecun``: weights and biases uniform on ``+-1 / sqrt(fan_in)``, PyTorch's default
+  for ``nn.Linear`` (Kaiming uniform with ``a = sqrt(5)``).
 """
 
 from __future__ import annotations
@@ -10,48 +17,55 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .activations import Sigmoid
+
 if TYPE_CHECKING:
     from .graph import Model
 
 
-def he(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
-    """Normal with standard deviation ``sqrt(2 / fan_in)``; shape ``(fan_out, fan_in)``.
-    Suits ReLU-like activations."""
-    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_out, fan_in))
+
+def _limit(rule: str, fan_in: int, fan_out: int, factor: float) -> float:
+    """The half-width of a uniform rule's interval."""
+    if rule == "lecun":
+        return 1.0 / np.sqrt(fan_in)
+    return np.sqrt((6.0 if rule == "xavier" else factor) / (fan_in + fan_out))
 
 
-def xavier(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform on ``+-sqrt(6 / (fan_in + fan_out))``; shape ``(fan_out, fan_in)``.
-    Suits Sigmoid, Tanh and Softmax."""
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
+def weights(rule: str, fan_in: int, fan_out: int, rng, factor: float = 6.0) -> np.ndarray:
+    """A layer's weights ``(fan_out, fan_in)`` drawn by ``rule``."""
+    if rule == "he":
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_out, fan_in))
+    limit = _limit(rule, fan_in, fan_out, factor)
     return rng.uniform(-limit, limit, size=(fan_out, fan_in))
 
 
-def lecun(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform on ``+-1 / sqrt(fan_in)``; shape ``(fan_out, fan_in)``. PyTorch's default
-    for ``nn.Linear`` (Kaiming uniform with ``a = sqrt(5)``)."""
-    limit = 1.0 / np.sqrt(fan_in)
-    return rng.uniform(-limit, limit, size=(fan_out, fan_in))
+def biases(rule: str, fan_in: int, fan_out: int, rng, factor: float = 6.0) -> np.ndarray:
+    """A layer's biases ``(fan_out,)`` drawn by ``rule`` (zero for he and xavier)."""
+    if rule in ("he", "xavier"):
+        return np.zeros(fan_out)
+    limit = _limit(rule, fan_in, fan_out, factor)
+    return rng.uniform(-limit, limit, size=fan_out)
 
 
-INITIALISERS = {"he": he, "kaiming": he, "xavier": xavier, "glorot": xavier, "lecun": lecun}
+#: the rules by name (``kaiming`` is ``he``)
+INITIALISERS = {"he": "he", "kaiming": "he", "xavier": "xavier", "glorot": "glorot", "lecun": "lecun"}
 
 
 def initialise(model: Model, method: str, rng: np.random.Generator) -> None:
-    """Fill every layer's ``W`` and ``b`` views by ``method`` (``"he"``, ``"xavier"`` or
-    ``"lecun"``), in place in the model's flat arrays; a batch-norm layer's ``gamma``
-    starts at one and its shift ``b`` at zero."""
+    """Fill every layer's ``W`` and ``b`` views by ``method`` (a key of
+    :data:`INITIALISERS`), in place in the model's flat arrays; a batch-norm layer's
+    ``gamma`` starts at one and its shift ``b`` at zero."""
     key = str(method).lower()
     if key not in INITIALISERS:
         raise ValueError(f"unknown init {method!r}; expected one of {sorted(INITIALISERS)}")
-    draw = INITIALISERS[key]
+    rule = INITIALISERS[key]
+    hidden = model.layers[1].activation if model.depth > 1 else None
+    factor = 2.0 if isinstance(hidden, Sigmoid) else 6.0
     for layer in model.layers[1:]:
         fan_out, fan_in = layer.W.shape
-        layer.W[...] = draw(fan_in, fan_out, rng)
+        layer.W[...] = weights(rule, fan_in, fan_out, rng, factor)
         if layer.batch_norm:  # scale one, shift zero: the layer starts as plain xhat
             layer.gamma[...] = 1
             layer.b[...] = 0
-        elif draw is lecun:
-            layer.b[...] = rng.uniform(-1.0, 1.0, size=fan_out) / np.sqrt(fan_in)
         else:
-            layer.b[...] = 0
+            layer.b[...] = biases(rule, fan_in, fan_out, rng, factor)

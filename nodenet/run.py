@@ -22,10 +22,13 @@ class Run:
     redo it exactly (every shuffle and split is a function of the seed) when the
     backend loses a worker."""
 
-    def __init__(self, model, hooks, train_idx, valid_idx, batch_size, validate_every, seed, n):
+    def __init__(
+        self, model, hooks, train_idx, valid_idx, batch_size, validate_every, seed, n, shuffle
+    ):
         self.model, self.hooks, self.history = model, hooks, model.history
         self.train_idx, self.valid_idx, self.batch_size = train_idx, valid_idx, batch_size
         self.validate_every, self.seed, self.n_epochs = validate_every, seed, n
+        self.shuffle = shuffle
         self.steps = 0  # run by this call of fit
         self.saved: tuple | None = None
         self.weights: np.ndarray | None = None  # of every row (nodenet.weights)
@@ -40,9 +43,10 @@ class Run:
         )
         for epoch in range(first_epoch, self.n_epochs):
             self.save(epoch, first)
-            order = self.train_idx[
-                np.random.default_rng([self.seed, epoch]).permutation(len(self.train_idx))
-            ]
+            order = self.train_idx
+            if self.shuffle:
+                generator = np.random.default_rng([self.seed, epoch])
+                order = order[generator.permutation(len(order))]
             batches = EpochBatches(
                 engine,
                 optimizer,

@@ -155,11 +155,12 @@ SETTINGS: dict[str, Setting] = _settings(
     Setting("activation", "str", "relu", "activation of the hidden layers (the output layer is Softmax)", NETWORK, STORED_FLAG, choices=HIDDEN_ACTIVATIONS),
     Setting("dropout", "float", 0.0, "inverted dropout on the hidden layers' activations while training", NETWORK, STORED_FLAG, low=0, high=1, metavar="RATE"),
     Setting("batch_norm", "bool", False, "batch normalisation in the hidden layers (before the activation)", NETWORK, STORED_FLAG),
-    Setting("init", "str", "lecun", "weight initialisation (lecun: PyTorch's nn.Linear default, uniform +-1/sqrt(fan_in); he: normal sqrt(2/fan_in); xavier: uniform +-sqrt(6/(fan_in+fan_out)))", NETWORK, STORED_FLAG, choices=("lecun", "he", "xavier")),
+    Setting("init", "str", "lecun", "weight initialisation (lecun: PyTorch's nn.Linear default, uniform +-1/sqrt(fan_in); he: normal sqrt(2/fan_in); xavier: uniform +-sqrt(6/(fan_in+fan_out)); glorot: scikit-learn's, xavier with uniform biases, factor 2 for sigmoid)", NETWORK, STORED_FLAG, choices=("lecun", "he", "xavier", "glorot")),
     Setting("dtype", "str", "float32", "floating-point type of the weights and the data", NETWORK, STORED_FLAG, choices=("float32", "float64")),
     # ------------------------------------------------------------- optimisation
     Setting("epochs", "int", 5, "passes over the training split", OPTIMISATION, low=1, changeable=True),
     Setting("batch_size", "int", 128, "samples per optimizer step", OPTIMISATION, low=1),
+    Setting("shuffle", "bool", True, "shuffle the training rows every epoch (with the seed); --no-shuffle keeps their order", OPTIMISATION),
     Setting("optimizer", "str", "adam", "update rule (the library also takes an Optimizer object; then leave the hyperparameters below at None)", OPTIMISATION, choices=tuple(OPTIMIZERS), objects=(Optimizer,)),
     Setting("lr", "float", None, "learning rate (default: the optimizer's own: 1e-3 for adam, adamw and rmsprop, 0.01 for the others)", OPTIMISATION, low=0, open_low=True, also=(None,)),
     Setting("momentum", "float", None, "momentum, nesterov: momentum (default 0.9)", OPTIMISATION, low=0, high=1, also=(None,)),

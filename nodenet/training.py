@@ -129,7 +129,9 @@ def fit(
     options = dict(backend_options or {})
     if s["ray_address"] is not None:
         options["address"] = s["ray_address"]
-    run = Run(model, hooks, train_idx, valid_idx, batch_size, s["validate_every"], seed, epochs)
+    run = Run(
+        model, hooks, train_idx, valid_idx, batch_size, s["validate_every"], seed, epochs, s["shuffle"]
+    )
     run.weights = weights
     start, failures, max_failures = (initial_epoch, initial_batch), 0, s["max_failures"]
     hooks.on_train_begin()

@@ -108,9 +108,20 @@ def test_the_regressor_fits_diabetes():
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"solver": "lbfgs"}, "lbfgs"), ({"shuffle": False}, "shuffle"), ({"max_iter": 0}, "epochs")],
+    [
+        ({"solver": "newton"}, "solver must be one of"),
+        ({"max_iter": 0}, "max_iter must be an int >= 1, got 0"),
+        ({"batch_size": "big"}, "batch_size must be 'auto' or an int >= 1, got 'big'"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change must be >= 1"),
+        ({"hidden_layer_sizes": None}, "hidden_layer_sizes must be an int or ints, got None"),
+        ({"hidden_layer_sizes": (4, 0)}, "hidden_layer_sizes must hold positive ints"),
+        ({"activation": "gelu"}, "activation must be one of"),
+        ({"learning_rate": "fast"}, "learning_rate must be 'constant', 'invscaling' or"),
+        ({"validation_fraction": 1.0}, r"validation_fraction must lie in \(0, 1\)"),
+        ({"solver": "lbfgs", "dropout": 0.2}, "solver='lbfgs' needs a deterministic loss"),
+    ],
 )
-def test_unsupported_settings_are_named(digits, settings, message):
+def test_bad_parameters_are_named(digits, settings, message):
     x_train, _, y_train, _ = digits
     with pytest.raises(ValueError, match=message):
         NodenetClassifier(**settings).fit(x_train[:50], y_train[:50])

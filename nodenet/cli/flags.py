@@ -44,8 +44,8 @@ def add_flags(parser: argparse.ArgumentParser, rows: dict[str, settings.Setting]
             shown = " ".join(map(str, row.default)) if row.kind == "ints" else row.default
             text += f" (default: {shown})"
         options: dict = {"dest": name, "default": row.default, "help": text}
-        if row.kind == "bool":
-            options["action"] = "store_true"
+        if row.kind == "bool":  # a switch; one that is on by default can be turned off
+            options["action"] = argparse.BooleanOptionalAction if row.default else "store_true"
         else:
             options["metavar"] = row.metavar
             if row.choices and all(value is None for value in row.also):
