@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .graph import Model
 
 
-
 def _limit(rule: str, fan_in: int, fan_out: int, factor: float) -> float:
     """The half-width of a uniform rule's interval."""
     if rule == "lecun":
@@ -48,7 +47,13 @@ def biases(rule: str, fan_in: int, fan_out: int, rng, factor: float = 6.0) -> np
 
 
 #: the rules by name (``kaiming`` is ``he``)
-INITIALISERS = {"he": "he", "kaiming": "he", "xavier": "xavier", "glorot": "glorot", "lecun": "lecun"}
+INITIALISERS = {
+    "he": "he",
+    "kaiming": "he",
+    "xavier": "xavier",
+    "glorot": "glorot",
+    "lecun": "lecun",
+}
 
 
 def initialise(model: Model, method: str, rng: np.random.Generator) -> None:

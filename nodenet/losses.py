@@ -135,17 +135,17 @@ class SquaredError(Loss):
 
 
 class HalfSquaredError(SquaredError):
-    """scikit-learn's squared error: ``sum_k (a_k - t_k)^2 / (2 K)`` per sample, half the
-    mean over the ``K`` outputs (``SquaredError`` divided by ``2 K``), so a loss value,
-    ``tol`` and a loss curve mean what they mean in ``MLPRegressor``."""
+    """``sum_k (a_k - t_k)^2 / 2`` per sample: the objective ``MLPRegressor`` descends
+    (its output delta is ``a - t``). scikit-learn *reports* this divided by the number
+    of outputs ``K`` as its loss (``NodenetRegressor.loss_`` does the same)."""
 
     name = "half_squared_error"
 
     def value(self, a, t, weights=None):
-        return super().value(a, t, weights) / (2 * a.shape[1])
+        return super().value(a, t, weights) / 2
 
     def gradient(self, a, t):
-        return (a - t) / a.shape[1]
+        return a - t
 
 
 def _total(terms: np.ndarray, weights: np.ndarray | None) -> float:

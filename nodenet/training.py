@@ -130,7 +130,15 @@ def fit(
     if s["ray_address"] is not None:
         options["address"] = s["ray_address"]
     run = Run(
-        model, hooks, train_idx, valid_idx, batch_size, s["validate_every"], seed, epochs, s["shuffle"]
+        model,
+        hooks,
+        train_idx,
+        valid_idx,
+        batch_size,
+        s["validate_every"],
+        seed,
+        epochs,
+        s["shuffle"],
     )
     run.weights = weights
     start, failures, max_failures = (initial_epoch, initial_batch), 0, s["max_failures"]

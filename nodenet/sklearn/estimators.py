@@ -197,7 +197,8 @@ class _NodenetEstimator(BaseEstimator):
         self.n_layers_ = len(sizes) + 2
         self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
         mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
-        self._optimizer_ = self._optimizer(self._batch_size(len(x)) * mean_weight)
+        batch_weight = self._batch_size(len(x)) * mean_weight
+        self._optimizer_ = None if self.solver == "lbfgs" else self._optimizer(batch_weight)
         self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -206,6 +207,10 @@ class _NodenetEstimator(BaseEstimator):
         else:
             self.validation_scores_ = self.best_validation_score_ = None
             self.best_loss_ = np.inf
+
+    def _loss_scale(self) -> float:
+        """What scikit-learn reports of the mean loss: a regressor's per output."""
+        return 1.0
 
     def _batch_size(self, n: int) -> int:
         return min(200 if self.batch_size == "auto" else self.batch_size, n)
@@ -280,7 +285,7 @@ class _NodenetEstimator(BaseEstimator):
             coefs = model.weights[mask].astype(np.float64)
             return 0.5 * self.alpha * float(coefs @ coefs) * batches / max(total, 1e-12)
 
-        rule = SklearnRule(self, score, len(x), penalty)
+        rule = SklearnRule(self, score, len(x), penalty, self._loss_scale())
         callbacks = [rule, *([EpochLines()] if self.verbose else [])]
         fit(
             model,

@@ -43,6 +43,9 @@ class NodenetRegressor(RegressorMixin, _NodenetEstimator):
             )
         return "identity", "half_squared_error"
 
+    def _loss_scale(self) -> float:
+        return 1.0 / self.n_outputs_
+
     def _stratified(self) -> bool:
         return False
 

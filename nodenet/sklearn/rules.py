@@ -25,7 +25,8 @@ class SklearnRule(Callback):
 
     ``score``: the validation score of the model as it stands (``None`` without early
     stopping); ``rows``: training rows per epoch; ``penalty``: the L2 term added to the
-    epoch's mean loss for the weights as they stand.
+    epoch's mean loss for the weights as they stand; ``scale``: what the mean loss is
+    multiplied by first (scikit-learn reports a regressor's loss per output).
     """
 
     def __init__(
@@ -34,14 +35,16 @@ class SklearnRule(Callback):
         score: Callable[[], float] | None,
         rows: int,
         penalty: Callable[[], float],
+        scale: float = 1.0,
     ):
         super().__init__()
         self.estimator, self.score, self.rows, self.penalty = estimator, score, rows, penalty
+        self.scale = scale
         self.best_weights: tuple[np.ndarray, ...] | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         est, model = self.estimator, self.model
-        loss = float(logs["loss"]) + self.penalty()
+        loss = float(logs["loss"]) * self.scale + self.penalty()
         est.loss_ = loss
         est.loss_curve_.append(loss)
         est.n_iter_ += 1
