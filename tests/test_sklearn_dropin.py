@@ -2,6 +2,7 @@
 MLPRegressor: each parameter and fitted attribute means what it means there."""
 
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def _sklearn_gradient(reference, x, t):
     layers = [x.shape[1], *reference.hidden_layer_sizes, t.shape[1]]
     activations = [x] + [np.empty((len(x), n)) for n in layers[1:]]
     deltas = [np.empty_like(a) for a in activations[1:]]
-    coef_grads = [np.empty((a, b)) for a, b in zip(layers[:-1], layers[1:], strict=True)]
+    coef_grads = [np.empty((a, b)) for a, b in pairwise(layers)]
     intercept_grads = [np.empty(b) for b in layers[1:]]
     return reference._backprop(x, t, None, activations, deltas, coef_grads, intercept_grads)
 
