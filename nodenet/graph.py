@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backprop import Backprop, backward, batch_gradient, input_gradient
+from .data.sparse import SparseRows, is_sparse
 from .dropout import TrainingPass
 from .init import initialise
 from .layer import InputLayer, Layer
@@ -166,8 +167,18 @@ class Model:
 
     def check_inputs(self, x: np.ndarray) -> np.ndarray:
         """Validate inputs at the API edge and return them as a (n, N_0) array of the
-        model's dtype. Raises ``ValueError`` on a wrong width or NaN/infinity."""
+        model's dtype (a scipy sparse matrix as :class:`~nodenet.data.sparse.SparseRows`,
+        its rows made dense on demand). Raises ``ValueError`` on a wrong width or
+        NaN/infinity."""
         self._require_constructed()
+        if isinstance(x, SparseRows):
+            return x
+        if is_sparse(x):
+            if len(x.shape) != 2 or x.shape[1] != self.input_size:
+                raise ValueError(f"inputs must have shape (n, {self.input_size}), got {x.shape}")
+            if not np.isfinite(x.data).all():
+                raise ValueError("inputs contain NaN or infinity")
+            return SparseRows(x, self.dtype)
         x = np.asarray(x)
         if x.ndim == 1 and x.shape[0] == self.input_size:
             x = x[None, :]
@@ -209,13 +220,22 @@ class Model:
         pass over raw inputs (``model(x)``, :meth:`forward`, :meth:`predict`, ``fit``, ...)
         meets the normaliser. Returns (n, N_0) of the model's dtype."""
         x = self.check_inputs(x)
-        return x if self.normaliser is None else self.normaliser(x, self.dtype)
+        if self.normaliser is None:
+            return x
+        if isinstance(x, SparseRows):
+            return x.normalised(self.normaliser)
+        return self.normaliser(x, self.dtype)
+
+    def _dense(self, x) -> np.ndarray:
+        """:meth:`normalise` of ``x`` as one dense array (a pass over all of it)."""
+        x = self.normalise(x)
+        return x.dense() if isinstance(x, SparseRows) else x
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Forward pass of raw inputs ``x`` (n, N_0) (normalised by the model's
         normaliser) -> a copy of the outputs (n, N_L). Every layer keeps its ``z`` and
         ``a``. :meth:`propagate` is the pass over inputs already normalised."""
-        return self.propagate(self.normalise(x)).copy()
+        return self.propagate(self._dense(x)).copy()
 
     __call__ = forward
 
@@ -228,7 +248,7 @@ class Model:
         :meth:`propagate` (a model with batch norm needs one). Returns ``(loss_sum, dW,
         db)`` with ``dW`` shaped like ``weights`` and ``db`` like ``biases``.
         """
-        x = self.normalise(x)
+        x = self._dense(x)
         t = self.targets(y, len(x))
         dW, db = np.zeros_like(self.weights), np.zeros_like(self.biases)
         loss_sum, _ = batch_gradient(self, x, t, dW, db, training=training)
@@ -244,7 +264,7 @@ class Model:
     def input_gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """``dLoss/dx`` (n, N_0) of the model's loss for raw inputs ``x``, summed over
         the samples (through the normaliser: ``dLoss/dx = dLoss/dx_normalised / std``)."""
-        x = self.normalise(x)
+        x = self._dense(x)
         return self._through_normaliser(input_gradient(self, x, self.targets(y, len(x))))
 
     def _through_normaliser(self, dx: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from .backend import BackendError, get_backend, plan_workers
 from .callbacks import Callback, CallbackList, ProgressBar, StepDecay, TerminateOnNaN
 from .checks import require_int
+from .data.sparse import stack_rows
 from .data.split import train_validation_split
 from .graph import Model
 from .history import History
@@ -258,7 +259,7 @@ def _training_rows(model: Model, x, y, validation, seed: int):
         t_valid = _targets(model, validation[1], len(x_valid), "validation x", "validation y")
         train_idx = np.arange(len(x))
         valid_idx = np.arange(len(x), len(x) + len(x_valid))
-        x, t = np.concatenate([x, x_valid]), np.concatenate([t, t_valid])
+        x, t = stack_rows(x, x_valid), np.concatenate([t, t_valid])
     else:
         train_idx, valid_idx = train_validation_split(len(x), validation, seed)
     if len(train_idx) == 0:

@@ -227,3 +227,44 @@ def test_multilabel_y_gets_logistic_outputs(iris):
     assert ours.out_activation_ == theirs.out_activation_ == "logistic"
     assert ours.predict(x).shape == y.shape and set(np.unique(ours.predict(x))) <= {0, 1}
     assert ours.score(x, y) >= theirs.score(x, y) - 0.05  # subset accuracy
+
+
+@QUIET
+def test_sparse_x_trains_a_batch_of_dense_rows_at_a_time(iris, monkeypatch):
+    from scipy import sparse
+
+    from nodenet.data.sparse import SparseRows
+
+    x, y = iris
+    x = np.where(np.abs(x) < 0.5, 0.0, x)  # mostly zeros
+    dense = NodenetClassifier(hidden_layer_sizes=(6,), max_iter=5, batch_size=40, random_state=0)
+    dense.fit(x, y)
+    widest = []
+    make_dense = SparseRows.__getitem__
+
+    def recording(self, rows):
+        out = make_dense(self, rows)
+        widest.append(len(out))
+        return out
+
+    monkeypatch.setattr(SparseRows, "__getitem__", recording)
+    held = NodenetClassifier(**dense.get_params()).fit(sparse.csr_matrix(x), y)
+    assert max(widest) <= 40 < len(x)  # a batch at a time, never the whole matrix
+    np.testing.assert_array_equal(held.model_.weights, dense.model_.weights)
+    np.testing.assert_array_equal(held.predict_proba(sparse.csc_matrix(x)), dense.predict_proba(x))
+    with pytest.raises(ValueError, match="sparse inputs train in this process only"):
+        NodenetClassifier(max_iter=1, workers=2).fit(sparse.csr_matrix(x), y)
+
+
+@QUIET
+def test_a_fitted_estimator_exports_to_onnx(iris, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    x, y = iris
+    clf = NodenetClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(x, y)
+    session = onnxruntime.InferenceSession(str(clf.to_onnx(tmp_path / "clf.onnx")))
+    out = session.run(None, {session.get_inputs()[0].name: x.astype(session_dtype(session))})[0]
+    np.testing.assert_allclose(out, clf.predict_proba(x), rtol=1e-6, atol=1e-9)
+
+
+def session_dtype(session):
+    return np.float64 if "double" in session.get_inputs()[0].type else np.float32

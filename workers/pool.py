@@ -21,6 +21,7 @@ import numpy as np
 
 from nodenet.backend import weight_sum
 from nodenet.checks import require_int
+from nodenet.data.sparse import require_dense
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer, optimizer_settings
 
@@ -100,6 +101,7 @@ class WorkerPool:
         if chunk is not None:
             require_int("chunk", chunk, 1)
         x = model.check_inputs(x)
+        require_dense(x, "the worker pool (shared memory)")
         t = model.targets(y, len(x))
         if workers > len(x):
             raise ValueError(

@@ -24,6 +24,7 @@ import numpy as np
 
 from nodenet.backend import weight_sum
 from nodenet.checks import require_int, require_number
+from nodenet.data.sparse import require_dense
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer
 
@@ -123,6 +124,7 @@ class RayBackend:
         self.chunk = None if chunk is None else require_int("chunk", chunk, 1)
         self.model, self.workers, self.seed = model, workers, seed or 0
         x = model.check_inputs(x)
+        require_dense(x, "the ray backend (the object store)")
         t = model.targets(y, len(x))
         self.failures = 0
         self.samples = np.zeros(workers)

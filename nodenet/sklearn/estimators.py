@@ -27,6 +27,7 @@ from sklearn.utils.validation import (
 from .. import io
 from ..callbacks import EpochLines
 from ..data import Normaliser
+from ..data.sparse import is_sparse
 from ..graph import Model
 from ..layer import Layer
 from ..optimizers import OPTIMIZERS, get_optimizer
@@ -36,12 +37,18 @@ from .lbfgs import coefficient_mask, fit_lbfgs
 from .mapping import ACTIVATION_NAMES
 from .rules import SklearnRule
 
+SPARSE = ["csr", "csc"]  # as MLPClassifier: rows are made dense a batch at a time
 SOLVERS = ("lbfgs", "sgd", "adam", *sorted(set(OPTIMIZERS) - {"sgd", "adam"}))
 
 
 class _NodenetEstimator(BaseEstimator):
     """What the classifier and the regressor share: parameters, the network, the
     solvers, the fitted attributes, pickling through nodenet's own file format."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     _output: str  # the output activation of a regressor, or of a multiclass classifier
 
@@ -197,7 +204,7 @@ class _NodenetEstimator(BaseEstimator):
         self.n_layers_ = len(sizes) + 2
         self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
         mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
-        batch_weight = self._batch_size(len(x)) * mean_weight
+        batch_weight = self._batch_size(x.shape[0]) * mean_weight
         self._optimizer_ = None if self.solver == "lbfgs" else self._optimizer(batch_weight)
         self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
         self._no_improvement_count = 0
@@ -231,7 +238,7 @@ class _NodenetEstimator(BaseEstimator):
         except ValueError as exc:  # a class too small to stratify, or no rows held out
             raise ValueError(f"early_stopping cannot hold out validation rows: {exc}") from exc
         x_train, x_val, t_train, t_val = split[:4]
-        if len(x_val) < 2:
+        if x_val.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' or the "
                 "size of your dataset."
@@ -245,7 +252,14 @@ class _NodenetEstimator(BaseEstimator):
         if incremental and self.solver == "lbfgs":
             raise AttributeError("partial_fit is only available for stochastic optimizers")
         first = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        X, y = validate_data(self, X, y, reset=first, dtype=np.float64, multi_output=True)
+        X, y = validate_data(
+            self, X, y, reset=first, dtype=np.float64, multi_output=True, accept_sparse=SPARSE
+        )
+        if self.normalise is not None and is_sparse(X):
+            raise ValueError(
+                "normalise does not go with sparse X (centring makes it dense); scale it "
+                "with StandardScaler(with_mean=False) instead"
+            )
         t = self._targets(y, first, incremental, classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
@@ -269,7 +283,7 @@ class _NodenetEstimator(BaseEstimator):
 
     def _train(self, x, t, sample_weight, validation, epochs: int, seed: int) -> None:
         """``epochs`` more epochs of the stochastic solver on ``x`` and targets ``t``."""
-        model, batch = self.model_, self._batch_size(len(x))
+        model, batch = self.model_, self._batch_size(x.shape[0])
         score = None
         if validation is not None:
             x_val, t_val = validation
@@ -278,14 +292,14 @@ class _NodenetEstimator(BaseEstimator):
                 return self._validation_score(model.predict_proba(x_val), t_val)
 
         mask = coefficient_mask(model)
-        total = len(x) if sample_weight is None else float(np.sum(sample_weight))
-        batches = math.ceil(len(x) / batch)
+        total = x.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        batches = math.ceil(x.shape[0] / batch)
 
         def penalty() -> float:  # scikit-learn's loss_ adds 0.5 alpha ||W||^2 per batch
             coefs = model.weights[mask].astype(np.float64)
             return 0.5 * self.alpha * float(coefs @ coefs) * batches / max(total, 1e-12)
 
-        rule = SklearnRule(self, score, len(x), penalty, self._loss_scale())
+        rule = SklearnRule(self, score, x.shape[0], penalty, self._loss_scale())
         callbacks = [rule, *([EpochLines()] if self.verbose else [])]
         fit(
             model,
@@ -317,14 +331,14 @@ class _NodenetEstimator(BaseEstimator):
             workers=self.workers,
             seed=seed,
         )
-        self.t_ = len(X)
+        self.t_ = X.shape[0]
         self.loss_curve_ = self.validation_scores_ = self.best_validation_score_ = None
         self.best_loss_ = None
         return self
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=np.float64, accept_sparse=SPARSE)
         return self.model_.predict_proba(X).astype(np.float64)
 
     # ------------------------------------------------------- fitted views
@@ -340,6 +354,15 @@ class _NodenetEstimator(BaseEstimator):
         """Bias vectors ``(n_out,)`` per layer: views of the flat biases."""
         check_is_fitted(self, "model_")
         return [layer.b for layer in self.model_.layers[1:]]
+
+    def to_onnx(self, path):
+        """Write the fitted network, with its normaliser, as an ONNX graph (needs
+        ``nodenet[onnx]``): input ``x`` (n, n_features), output ``y``, the output units
+        (a binary classifier's one logistic unit is the probability of ``classes_[1]``)."""
+        from ..onnx import save_onnx
+
+        check_is_fitted(self, "model_")
+        return save_onnx(self.model_, path)
 
     # ------------------------------------------------------------- pickling
     def __getstate__(self) -> dict:

@@ -13,7 +13,12 @@ import warnings
 import numpy as np
 
 from ..backend import get_backend, weight_sum
+from ..data.sparse import SparseRows
 from ..graph import Model
+
+#: rows per piece of a full-batch gradient over a sparse input (made dense this many
+#: rows at a time)
+CHUNK = 4096
 
 
 def coefficient_mask(model: Model) -> np.ndarray:
@@ -43,17 +48,18 @@ def fit_lbfgs(
     import scipy.optimize
     from sklearn.exceptions import ConvergenceWarning
 
-    rows = np.arange(len(x))
+    rows = np.arange(x.shape[0])
     mask = coefficient_mask(model)
     n_weights = model.layout.n_weights
     backend = get_backend("pool" if workers else "inprocess")
+    x = model.normalise(x)
     with backend(
         model,
-        model.normalise(x),
+        x,
         t,
         optimizer=None,
         workers=workers,
-        chunk=None,
+        chunk=CHUNK if isinstance(x, SparseRows) else None,
         seed=seed,
         max_failures=0,
         sample_weight=sample_weight,
