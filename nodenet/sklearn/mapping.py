@@ -64,5 +64,20 @@ ATTRIBUTES: dict[str, str] = {
     "n_outputs_": "output units",
     "out_activation_": "softmax, logistic or identity",
     "n_features_in_": "input columns",
+    "feature_names_in_": "the column names of a DataFrame X",
     "model_": "nodenet's Model (no scikit-learn counterpart)",
 }
+
+
+def markdown() -> str:
+    """The parameter and attribute tables as Markdown (the README holds this text; a test
+    keeps them equal)."""
+    rows = ["| parameter | supported | nodenet setting | default from | how it maps |"]
+    rows.append("|---|---|---|---|---|")
+    for name, (setting, source, note) in SKLEARN_NAMES.items():
+        supported = "partly" if "not supported" in note else "yes"
+        shown = f"`{setting}`" if setting else ""
+        rows.append(f"| `{name}` | {supported} | {shown} | {source} | {note} |")
+    rows += ["", "| attribute | meaning |", "|---|---|"]
+    rows += [f"| `{name}` | {meaning} |" for name, meaning in ATTRIBUTES.items()]
+    return "\n".join(rows) + "\n"
