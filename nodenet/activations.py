@@ -85,8 +85,8 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        if not alpha >= 0:
-            raise ValueError(f"LeakyReLU alpha must be >= 0, got {alpha!r}")
+        if not 0 <= alpha <= 1:  # a slope above 1 is no longer a leak, and 1e300 overflows
+            raise ValueError(f"LeakyReLU alpha must lie in [0, 1], got {alpha!r}")
         self.alpha = float(alpha)
 
     def forward(self, z, out=None):

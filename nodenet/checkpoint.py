@@ -12,6 +12,7 @@ import numpy as np
 
 from .callbacks import Callback, callback_states, restore_callback_states
 from .checks import require_int
+from .files import strict_json
 from .graph import Model
 from .history import History
 from .io import ModelFileError, load_arrays, model_arrays, model_from_arrays, save_arrays
@@ -66,7 +67,7 @@ def save_checkpoint(path: str | os.PathLike, state: CheckpointState) -> Path:
         },
         "callbacks": callbacks,
     }
-    arrays["progress"] = np.array(json.dumps(progress, default=float))
+    arrays["progress"] = np.array(strict_json(progress, default=float))
     return save_arrays(path, arrays)
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 
 class FileWriteError(OSError):
     """A file could not be written; the message names it and the space left."""
@@ -26,8 +28,16 @@ class FileWriteError(OSError):
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then
-    rename it over ``path``. On any error the temporary file is removed."""
+    rename it over ``path``. On any error the temporary file is removed. A ``path`` that
+    is there but is no regular file (a device such as ``/dev/null``, a FIFO, a folder, a
+    link to one of them) is refused: renaming over it would replace it."""
     path = Path(path)
+    if not path.name or path.name in (".", ".."):
+        raise FileWriteError(errno.EINVAL, f"cannot write {str(path)!r}: not a file name")
+    if path.exists() and not path.is_file():
+        raise FileWriteError(
+            errno.EEXIST, f"cannot write {path}: it exists and is not a regular file"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path)
@@ -52,8 +62,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 def write_json(path: str | os.PathLike, value) -> Path:
     """Write ``value`` as indented JSON, atomically. NaN and infinities, which JSON
     cannot hold, are written as ``null``."""
-    text = json.dumps(_finite(value), indent=2, allow_nan=False).encode()
+    text = strict_json(value, indent=2).encode()
     return atomic_write(path, lambda f: f.write(text))
+
+
+def strict_json(value, **options) -> str:
+    """``value`` as strict JSON text: NaN and infinities, which JSON cannot hold, become
+    ``null`` (Python's ``json`` would write ``NaN``, which no other reader accepts)."""
+    return json.dumps(_finite(value), allow_nan=False, **options)
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
@@ -102,6 +118,8 @@ def _umask() -> int:
 
 
 def _finite(value):
+    if isinstance(value, np.generic):  # NumPy scalars as the Python numbers they hold
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

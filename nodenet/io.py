@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Normaliser
-from .files import atomic_write
+from .files import atomic_write, strict_json, write_json
 from .graph import Model
 
 FORMAT = "nodenet-model-1"
@@ -43,8 +43,10 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     each entry's header fits the architecture the file declares (see the module
     docstring); raises :class:`ModelFileError` naming the file and the entry."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a regular file (a folder, device or FIFO)")
     try:
         headers = read_headers(path)
         with np.load(path, allow_pickle=False) as npz:
@@ -66,6 +68,11 @@ def read_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     headers = {}
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED:  # a zip bomb is a compressed entry
+                raise ModelFileError(
+                    f"{path}: {info.filename} is compressed; nodenet writes its files "
+                    "uncompressed and reads no compressed entry"
+                )
             with archive.open(info) as f:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
@@ -160,7 +167,7 @@ def model_arrays(model: Model, metadata: dict | None = None) -> dict[str, np.nda
     arrays = {
         "weights": model.weights,
         "biases": model.biases,
-        "architecture": np.array(json.dumps(description)),
+        "architecture": np.array(strict_json(description)),
     }
     if model.running.size:  # batch-norm running statistics
         arrays["running"] = model.running
@@ -199,6 +206,11 @@ def model_from_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike) ->
         if not np.isfinite(value).all():
             raise ModelFileError(f"{path}: {name} contain NaN or infinity")
         expected[...] = value
+    for l, block in enumerate(model.layout.running):
+        if block.stop > block.start and (block.view(model.running)[1] < 0).any():
+            raise ModelFileError(
+                f"{path}: running: layer {l}'s batch-norm running variance is negative"
+            )
     prefix = "normaliser_"
     normaliser = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
     if normaliser:
@@ -230,8 +242,7 @@ def save(model: Model, path: str | os.PathLike, metadata: dict | None = None) ->
         path = path.with_suffix(".npz")
     arrays = model_arrays(model, metadata)
     save_arrays(path, arrays)
-    text = json.dumps(json.loads(str(arrays["architecture"])), indent=2).encode()
-    atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
+    write_json(path.with_suffix(".json"), json.loads(str(arrays["architecture"])))
     return path
 
 

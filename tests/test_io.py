@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from nodenet import io
+from nodenet import Layer, Model, io
 from nodenet.data import Normaliser
+from nodenet.files import atomic_write
 from nodenet.io import ModelFileError
 from nodenet.predict import predict_proba
 from tests.conftest import mlp
@@ -160,6 +161,7 @@ def test_arrays_of_the_wrong_type_or_unknown_entries_are_refused(tmp_path, model
         ("mean", np.nan, "normaliser mean is NaN or infinite"),
         ("std", np.inf, "normaliser std is NaN or infinite"),
         ("std", 0.0, "std must be positive"),
+        ("std", 1e-45, "std must be positive and at least 1.18e-38"),
     ],
 )
 def test_normaliser_statistics_must_be_finite_with_positive_std(
@@ -178,3 +180,52 @@ def test_non_finite_parameters_are_never_saved(tmp_path, model):
     with pytest.raises(ValueError, match="biases hold NaN"):
         io.save(model, path)
     assert path.read_bytes() == before
+
+
+def test_a_compressed_entry_is_refused_before_it_is_inflated(tmp_path, model):
+    """A zip bomb is a deflated entry: nodenet writes stored entries only."""
+    path = io.save(model, tmp_path / "m.npz")
+    arrays = io.load_arrays(path)
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(ModelFileError, match="weights.npy is compressed"):
+        io.load(path)
+
+
+def test_finite_but_impossible_values_are_refused(tmp_path):
+    bn = Model(4, "cross_entropy", [Layer(3, "relu", batch_norm=True), Layer(2, "softmax")])
+    bn.construct(seed=0)
+    running = bn.running.copy()
+    running[bn.layout.running[1].start + 3] = -1.0  # a variance of the first BN layer
+    with pytest.raises(ModelFileError, match="running variance is negative"):
+        io.load(_tampered(tmp_path, bn, running=running))
+    leaky = Model(4, "cross_entropy", [Layer(3, "leaky_relu"), Layer(2, "softmax")]).construct()
+    layers = leaky.config()["layers"]
+    layers[0]["activation"] = {"name": "leaky_relu", "alpha": 1e300}
+    with pytest.raises(ModelFileError, match=r"alpha must lie in \[0, 1\]"):
+        io.load(_tampered(tmp_path, leaky, architecture=_architecture(leaky, layers=layers)))
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo", "folder"])
+def test_a_file_that_is_not_regular_is_never_replaced(tmp_path, model, target):
+    import os
+    import stat
+
+    if target == "fifo":
+        target = tmp_path / "fifo"
+        os.mkfifo(target)
+    elif target == "folder":
+        target = tmp_path / "folder.npz"
+        target.mkdir()
+    with pytest.raises(OSError, match="exists and is not a regular file"):
+        atomic_write(target, lambda f: f.write(b"replaced?"))
+    assert not stat.S_ISREG(os.stat(target).st_mode)  # still what it was
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_every_json_file_is_strict(tmp_path, model):
+    """NaN and infinities become null: Python's json would write NaN and Infinity,
+    which no strict reader accepts."""
+    path = io.save(model, tmp_path / "m.npz", metadata={"classes": [1.0, float("inf")]})
+    strict = json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert strict["metadata"]["classes"] == [1.0, None]
+    assert io.load_metadata(path)["classes"] == [1.0, None]

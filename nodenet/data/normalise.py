@@ -89,9 +89,13 @@ class Normaliser:
             bad = np.flatnonzero(~np.isfinite(values))
             if len(bad):
                 raise ValueError(f"normaliser {name} is NaN or infinite (column {bad[0]})")
-        if (normaliser.std <= 0).any():
-            column = int(np.flatnonzero(normaliser.std <= 0)[0])
-            raise ValueError(f"normaliser std must be positive (column {column} is 0 or less)")
+        tiny = np.finfo(np.float32).tiny  # below it 1 / std overflows float32
+        if (normaliser.std < tiny).any():
+            column = int(np.flatnonzero(normaliser.std < tiny)[0])
+            raise ValueError(
+                f"normaliser std must be positive and at least {tiny:.3g} (column {column} "
+                f"is {normaliser.std[column]:.3g})"
+            )
         return normaliser
 
     def __repr__(self) -> str:
