@@ -187,7 +187,7 @@ def test_a_compressed_entry_is_refused_before_it_is_inflated(tmp_path, model):
     path = io.save(model, tmp_path / "m.npz")
     arrays = io.load_arrays(path)
     np.savez_compressed(path, **arrays)
-    with pytest.raises(ModelFileError, match="weights.npy is compressed"):
+    with pytest.raises(ModelFileError, match=r"weights\.npy is compressed"):
         io.load(path)
 
 
