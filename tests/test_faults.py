@@ -289,13 +289,28 @@ def test_a_full_disk_mid_run_names_the_file_and_keeps_the_last_checkpoint(good_r
 
 
 # ------------------------------------------------------- 7. stale shared memory
-def test_a_new_pool_removes_blocks_of_dead_nodenet_processes(caplog):
+def test_a_new_pool_removes_only_blocks_whose_owner_is_provably_gone(caplog):
+    """A run's blocks are its own while it holds the flock on its lock file: a dead
+    run's lock can be taken; a live run in another PID namespace (its pid invisible
+    here) still holds its lock; blocks without a lock file are nobody's to remove."""
+    import fcntl
+
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = Path(f"/dev/shm/{PREFIX}{dead.pid}_deadbeef_weights")
-    alive = Path(f"/dev/shm/{PREFIX}{os.getpid()}_notmine_weights")
-    stale.write_bytes(b"\0" * 4096)
-    alive.write_bytes(b"\0" * 4096)
+    shm = Path("/dev/shm")
+    stale = [
+        shm / f"{PREFIX}{dead.pid}_deadbeef_weights",
+        shm / f"{PREFIX}{dead.pid}_deadbeef_lock",
+    ]
+    elsewhere = [
+        shm / f"{PREFIX}{dead.pid}_0ther0ns_weights",
+        shm / f"{PREFIX}{dead.pid}_0ther0ns_lock",
+    ]
+    unowned = shm / f"{PREFIX}{dead.pid}_n0l0ck00_weights"
+    for path in (*stale, *elsewhere, unowned):
+        path.write_bytes(b"\0" * 4096)
+    held = os.open(elsewhere[1], os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as the other namespace's live owner does
     try:
         model = mlp([4, 3])
         x = np.zeros((10, 4), dtype=np.float32)
@@ -304,11 +319,13 @@ def test_a_new_pool_removes_blocks_of_dead_nodenet_processes(caplog):
             WorkerPool(model, x, np.zeros(10, dtype=int), workers=1),
         ):
             pass
-        assert not stale.exists() and alive.exists()
-        assert "removed 1 shared-memory blocks" in caplog.text
+        assert not any(p.exists() for p in stale)
+        assert all(p.exists() for p in elsewhere) and unowned.exists()
+        assert "removed 2 shared-memory blocks" in caplog.text
     finally:
-        stale.unlink(missing_ok=True)
-        alive.unlink(missing_ok=True)
+        os.close(held)
+        for path in (*stale, *elsewhere, unowned):
+            path.unlink(missing_ok=True)
 
 
 def test_more_workers_than_cores_get_a_warning(caplog):

@@ -1,19 +1,24 @@
 """NumPy arrays in ``multiprocessing.shared_memory``.
 
 The parent *owns* the blocks (creates and unlinks them); workers *attach* by name.
-Every block's name starts with ``nodenet_`` and the parent's pid, so a leftover is easy to
-spot in ``/dev/shm``.
+Every block's name starts with ``nodenet_``, the parent's pid and a random token, so a
+leftover is easy to spot in ``/dev/shm``. Beside its blocks the owner holds an exclusive
+``flock`` on ``<tag>lock`` for as long as they live: a block is another run's leftover
+only when that lock can be taken, which a pid cannot prove (``os.kill(pid, 0)`` does
+not see across PID namespaces that share ``/dev/shm``, as ``docker --ipc=host`` does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing import resource_tracker, shared_memory
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +26,7 @@ from .ring import ring_shapes
 from .sync import sums_shape
 
 PREFIX = "nodenet_"
+SHM = Path("/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class SharedArrays:
 
     def __init__(self):
         self._tag = f"{PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
+        self._lock = _hold_lock(self._tag)
         self._blocks: dict[str, shared_memory.SharedMemory] = {}
         self.arrays: dict[str, np.ndarray] = {}
         self.created: list[str] = []  # every block name, kept after unlink
@@ -76,6 +83,11 @@ class SharedArrays:
             with contextlib.suppress(FileNotFoundError):
                 block.unlink()
         self._blocks.clear()
+        if self._lock is not None:  # last: the blocks are gone before the lock is
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(SHM / f"{self._tag}lock")
+            os.close(self._lock)
+            self._lock = None
 
 
 def share_training_arrays(
@@ -160,29 +172,47 @@ def attach(specs: dict[str, ArraySpec]) -> tuple[dict[str, np.ndarray], list]:
     return arrays, blocks
 
 
+def _hold_lock(tag: str) -> int | None:
+    """Create ``<tag>lock`` in ``/dev/shm`` and hold an exclusive ``flock`` on it (the
+    descriptor, which child processes do not inherit); ``None`` where there is no
+    ``/dev/shm``."""
+    if not SHM.is_dir():
+        return None
+    fd = os.open(SHM / f"{tag}lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
 def remove_stale_blocks() -> list[str]:
-    """Unlink the blocks in ``/dev/shm`` of nodenet processes that no longer exist
-    (a process group killed with SIGKILL leaves its blocks for good); returns their
-    names. A block whose pid is alive, or not ours to signal, is left alone."""
-    removed = []
+    """Unlink the blocks in ``/dev/shm`` whose owner is provably gone (a process group
+    killed with SIGKILL leaves its blocks for good); returns their names. A run's blocks
+    are its owner's while its lock file is locked; blocks without a lock file are not
+    provably anyone's leftovers and are left alone."""
+    runs: dict[str, list[str]] = {}
     for name in leftover_blocks():
-        pid_text = name[len(PREFIX) :].split("_", 1)[0]
-        if not pid_text.isdigit() or _process_exists(int(pid_text)):
+        parts = name.split("_", 3)
+        if len(parts) == 4:
+            runs.setdefault("_".join(parts[:3]) + "_", []).append(name)
+    removed = []
+    for tag, names in runs.items():
+        lock = f"{tag}lock"
+        if lock not in names:
             continue
-        with contextlib.suppress(FileNotFoundError, PermissionError):
-            os.unlink(f"/dev/shm/{name}")
-            removed.append(name)
+        try:
+            fd = os.open(SHM / lock, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # gone meanwhile, or not ours to open
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its owner is alive, in this namespace or another
+            os.close(fd)
+            continue
+        for name in sorted(names, key=lambda n: n == lock):  # the lock file last
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                os.unlink(SHM / name)
+                removed.append(name)
+        os.close(fd)
     return removed
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def leftover_blocks(tag: str = PREFIX) -> list[str]:
