@@ -16,10 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .backprop import batch_evaluate
+from .cli.flags import add_flags
 from .dropout import TrainingPass
 from .graph import Model
 from .layer import Layer
+from .losses import LOSSES
+from .settings import HIDDEN_ACTIVATIONS, Setting
 
 
 @dataclass
@@ -108,25 +112,36 @@ def check_gradients(
     return results
 
 
+#: the flags of ``nodenet gradcheck``, as rows of a settings table (checked the same way)
+GRADCHECK_SETTINGS = {
+    row.name: row
+    for row in (
+        Setting("inputs", "int", 10, "input width", "network", low=1),
+        Setting("hidden", "ints", [16, 8], "hidden layer sizes", "network", low=1, metavar="N"),
+        Setting("outputs", "int", 4, "output nodes", "network", low=1),
+        Setting("activation", "str", "tanh", "hidden activation", "network", choices=HIDDEN_ACTIVATIONS),
+        Setting("output_activation", "str", "softmax", "output activation", "network", choices=tuple(sorted(ACTIVATIONS))),
+        Setting("loss", "str", "cross_entropy", "loss", "network", choices=tuple(sorted(LOSSES))),
+        Setting("dropout", "float", 0.0, "hidden dropout rate", "network", low=0, high=1),
+        Setting("batch_norm", "bool", False, "batch norm in the hidden layers", "network"),
+        Setting("samples", "int", 8, "batch size", "check", low=1),
+        Setting("eps", "float", 1e-5, "finite-difference step", "check", low=0, high=1, open_low=True),
+        Setting("seed", "int", 0, "seed of the network and the data", "check", low=0),
+        Setting("tolerance", "float", 1e-6, "fail above this relative error", "check", low=0, open_low=True),
+    )
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None, prog: str = "nodenet gradcheck") -> int:
     """Command line: build a random float64 network, check it, print errors per layer."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Finite-difference check of nodenet's backprop on a random network.",
     )
-    parser.add_argument("--inputs", type=int, default=10, help="input width (default 10)")
-    parser.add_argument("--hidden", type=int, nargs="*", default=[16, 8], help="hidden sizes")
-    parser.add_argument("--outputs", type=int, default=4, help="output nodes (default 4)")
-    parser.add_argument("--activation", default="tanh", help="hidden activation (default tanh)")
-    parser.add_argument("--output-activation", default="softmax", help="default softmax")
-    parser.add_argument("--loss", default="cross_entropy", help="default cross_entropy")
-    parser.add_argument("--samples", type=int, default=8, help="batch size (default 8)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="hidden dropout rate")
-    parser.add_argument("--batch-norm", action="store_true", help="batch norm in hidden layers")
-    parser.add_argument("--eps", type=float, default=1e-5, help="finite-difference step")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tolerance", type=float, default=1e-6, help="fail above this error")
+    add_flags(parser, GRADCHECK_SETTINGS)
     args = parser.parse_args(argv)
+    if args.output_activation == "softmax" and args.outputs < 2:
+        parser.error("--outputs 1 with a softmax output is always 1: use 2 or more outputs")
 
     layers = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
     layers.append(Layer(args.outputs, args.output_activation))

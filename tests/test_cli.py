@@ -108,3 +108,26 @@ def test_the_profile_plot_marks_every_batch_and_keeps_its_legend_off_the_bars(tm
     legend = shares.get_legend().get_window_extent()
     bars = shares.get_window_extent()
     assert legend.x0 >= bars.x1  # beside the bars, not over them
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--inputs", "0"], "argument --inputs: must be an integer >= 1, got 0"),
+        (["--outputs", "1"], "--outputs 1 with a softmax output is always 1"),
+        (["--activation", "gelu"], "argument --activation: invalid choice: 'gelu'"),
+        (["--loss", "hinge"], "argument --loss: invalid choice: 'hinge'"),
+        (["--eps", "0"], "argument --eps: must be a finite number in (0, 1), got 0.0"),
+        (["--eps", "nan"], "argument --eps: must be a finite number in (0, 1), got nan"),
+        (["--dropout", "1"], "argument --dropout: must be a finite number in [0, 1)"),
+        (["--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
+        (["--samples", "0"], "argument --samples: must be an integer >= 1, got 0"),
+    ],
+)
+def test_gradcheck_refuses_what_would_check_nothing_or_crash(flags, message, capsys):
+    from nodenet.gradcheck import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

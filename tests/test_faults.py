@@ -466,3 +466,30 @@ def test_without_failures_left_a_lost_worker_ends_the_run(blobs):
             callbacks=[KillWorker(opened)],
         )
     assert len(opened) == 1
+
+
+def test_far_more_workers_than_cores_are_refused_at_once(blobs):
+    import time
+
+    from nodenet.workers.processes import MAX_WORKERS_PER_CORE
+
+    x, y = blobs
+    too_many = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1) + 1
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=rf"workers={too_many} on \d+ cores: at most"):
+        fit(mlp([x.shape[1], 3]), x, y, epochs=1, workers=too_many)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.timeout(60)
+def test_a_ray_address_where_nothing_listens_fails_at_once():
+    pytest.importorskip("ray")
+    import time
+
+    from nodenet.workers.ray import check_reachable
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=r"no Ray cluster answers at 127\.0\.0\.1:1"):
+        check_reachable("127.0.0.1:1")
+    assert time.monotonic() - started < 6
+    check_reachable("auto")  # Ray's own to resolve

@@ -67,9 +67,20 @@ def _close_open_pools() -> None:
         pool.close()
 
 
+#: more worker processes than this many per core are refused: each one holds a copy of
+#: NumPy and the model, and every step waits for the slowest
+MAX_WORKERS_PER_CORE = 4
+
+
 def warn_about_cores(workers: int, log) -> None:
-    """Warn on ``log`` when there are more workers than cores."""
+    """Warn on ``log`` when there are more workers than cores; ``ValueError`` when there
+    are more than :data:`MAX_WORKERS_PER_CORE` per core."""
     cores = os.cpu_count() or 1
+    if workers > MAX_WORKERS_PER_CORE * cores:
+        raise ValueError(
+            f"workers={workers} on {cores} cores: at most {MAX_WORKERS_PER_CORE * cores} "
+            f"({MAX_WORKERS_PER_CORE} per core); one per core is fastest"
+        )
     if workers > cores:
         log.warning(
             "%d workers on %d cores: every step waits for the slowest of them; "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,23 @@ def _ray():
     except ImportError:
         raise ImportError("the ray backend needs Ray: pip install 'nodenet[ray]'") from None
     return ray
+
+
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A ``HOST:PORT`` cluster address must answer within ``timeout_s``: Ray itself
+    retries an address where nothing listens for minutes. ``ValueError`` naming it
+    otherwise (``None`` and ``"auto"`` are Ray's to resolve)."""
+    if address is None or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"no Ray cluster answers at {address} ({exc}); start one with `ray start "
+            "--head` there, or leave the address out to start Ray on this machine"
+        ) from None
 
 
 class GradientActor:
@@ -132,6 +150,7 @@ class RayBackend:
         self._done: list[tuple[float, float]] = []
         self._started_ray = not ray.is_initialized()
         if self._started_ray:
+            check_reachable(address)
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self._ray = ray
         self._remote = ray.remote(num_cpus=1)(GradientActor)
