@@ -2,6 +2,7 @@
 bad flags and tampered files. Every test that uses signals or time has a bound."""
 
 import json
+import re
 import logging
 import os
 import resource
@@ -403,20 +404,24 @@ def _pools(opened, **settings):
 
 
 class KillWorker(Callback):
-    """SIGKILL worker 1 of the first pool after batch 3 of epoch 2 (once)."""
+    """Send ``signum`` to worker 1 of the first pool after batch 3 of epoch 2 (once)."""
 
-    def __init__(self, opened):
+    def __init__(self, opened, signum=signal.SIGKILL):
         super().__init__()
-        self.opened, self.done = opened, False
+        self.opened, self.signum, self.done = opened, signum, False
 
     def on_train_batch_end(self, batch, logs=None):
         if logs["epoch"] == 2 and batch == 3 and not self.done:
             self.done = True
-            os.kill(self.opened[0].pids[1], signal.SIGKILL)
+            os.kill(self.opened[0].pids[1], self.signum)
 
 
 @pytest.mark.timeout(120)
-def test_a_lost_pool_worker_costs_a_redone_epoch_not_the_run(blobs, caplog):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stopped"])
+def test_a_lost_pool_worker_costs_a_redone_epoch_not_the_run(blobs, caplog, signum):
+    """A killed worker is noticed at once; a stopped one (``kill -STOP``) when its step
+    has waited ``hang_s`` and far longer than the steps before it. Either way the epoch
+    is redone in a new pool and the run ends as if nothing happened."""
     x, y = blobs
     settings = {"epochs": 3, "batch_size": 50, "seed": 1, "validation": 0.2, "workers": 2}
     straight = mlp([20, 8, 3], dtype=np.float64, seed=2)
@@ -429,11 +434,13 @@ def test_a_lost_pool_worker_costs_a_redone_epoch_not_the_run(blobs, caplog):
             x,
             y,
             optimizer=Adam(lr=1e-2, average=0.9),
-            backend=_pools(opened),
-            callbacks=[KillWorker(opened)],
+            backend=_pools(opened, hang_s=1.0),
+            callbacks=[KillWorker(opened, signum)],
             **settings,
         )
     assert len(opened) == 2  # the pool was started again
+    if signum == signal.SIGSTOP:
+        assert re.search(r"worker 1 \(pid \d+\) is T \(stopped\)", caplog.text)
     assert (
         "worker 1" in caplog.text
         and "epoch 2 redone from batch 0 (failure 1 of at most 3)" in caplog.text

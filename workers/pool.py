@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nodenet.backend import weight_sum
-from nodenet.checks import require_int
+from nodenet.checks import require_int, require_number
 from nodenet.data.sparse import require_dense
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer, optimizer_settings
@@ -31,6 +31,7 @@ from .processes import (
     WorkerError,
     check_alive,
     close_at_exit,
+    process_state,
     start_processes,
     stop_processes,
     warn_about_cores,
@@ -52,6 +53,7 @@ LOG = logging.getLogger("nodenet.workers")
 AHEAD = 16  # ring slots: training steps in flight (see WorkerPool.submit)
 POLL_S = 0.02  # how long the parent waits for a message before it looks at the workers
 START_TIMEOUT_S = 120.0
+HANG_S = 30.0  # the least a step waits before its workers are called hung
 
 
 class WorkerPool:
@@ -75,6 +77,9 @@ class WorkerPool:
     sample_weight : (n,) how much each row counts (``None``: once each).
     seed : the run's seed, which keys the dropout masks (with the optimizer step and the
         rows, so a sample's mask does not depend on the worker that computes it).
+    hang_s : a step that waits longer than this and 50 times the longest step before it
+        names the workers still on it and their process state (stopped, ...) in a
+        :class:`WorkerError`, which ``fit`` answers with a new pool.
     """
 
     def __init__(
@@ -89,8 +94,10 @@ class WorkerPool:
         ahead: int = AHEAD,
         sample_weight: np.ndarray | None = None,
         seed: int | None = None,
+        hang_s: float = HANG_S,
     ):
         require_int("workers", workers, 1)
+        self.hang_s = require_number("hang_s", hang_s, 0, open_low=True)
         require_int("ahead", ahead, 1)
         if type(model.loss).__module__ == "__main__":
             raise ValueError(
@@ -136,7 +143,7 @@ class WorkerPool:
             share_optimizer_state(self._shared, self.optimizer)
         self.grad_w, self.grad_b = arrays["grad_w"], arrays["grad_b"]
         self.ring = Ring(arrays)
-        self.steps = Steps(self.ring, self._check_workers)
+        self.steps = Steps(self.ring, self._check_workers, self._hung, self.hang_s)
         self.dW = np.empty_like(self.model.weights)
         self.db = np.empty_like(self.model.biases)
 
@@ -307,6 +314,19 @@ class WorkerPool:
         except WorkerError:
             self._receive(timeout=0.2)  # its error message may be on the way
             raise
+
+    def _hung(self, step: int, waited: float) -> None:
+        """Raise :class:`WorkerError` naming the workers that have not finished ``step``
+        and their process state."""
+        done = self.ring.steps_done
+        behind = [w for w in range(self.workers) if done[w] <= step]
+        states = "; ".join(
+            f"worker {w} (pid {self.pids[w]}) is {process_state(self.pids[w])}" for w in behind
+        )
+        raise WorkerError(
+            f"step {step} has waited {waited:.1f} s, far longer than any step before it: {states}",
+            behind[0] if behind else -1,
+        )
 
     def _receive(self, timeout: float):
         """The next output message, or ``None`` (see :func:`workers.messages.receive`)."""

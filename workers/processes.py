@@ -172,6 +172,21 @@ def ignore_parent_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, PARENT_SIGNALS)
 
 
+def process_state(pid: int) -> str:
+    """The kernel's word for process ``pid`` (``/proc/<pid>/status``): ``"T (stopped)"``,
+    ``"S (sleeping)"``, ``"R (running)"``, ...; ``"gone"`` or ``"unknown"``."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("State:"):
+                    return line.split(":", 1)[1].strip()
+    except FileNotFoundError:
+        return "gone"
+    except OSError:
+        pass
+    return "unknown"
+
+
 def check_alive(processes: Sequence) -> None:
     """Raise :class:`WorkerError` naming the first process that has exited."""
     for i, process in enumerate(processes):

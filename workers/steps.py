@@ -12,6 +12,7 @@ from .ring import Ring
 WAIT_S = 0.0005  # how long a waiting parent sleeps per step still ahead of it in the ring
 MAX_WAIT_S = 0.005  # ... at most (a parent that wakes less often takes less CPU from workers)
 CHECK_S = 0.02  # how often a waiting parent checks on its workers
+HANG_FACTOR = 50  # a step that waits this many times the longest step before it is hung
 
 
 class Steps:
@@ -19,11 +20,22 @@ class Steps:
 
     A slot is reused only once every worker has finished the step that used it; that
     step's results are kept first if nobody has read them yet. ``check()`` is called
-    every ``CHECK_S`` while waiting and raises when a worker has failed or died.
+    every ``CHECK_S`` while waiting and raises when a worker has failed or died;
+    ``hung(step, waited_s)`` is called (and must raise) when a step has waited more than
+    ``hang_floor_s`` and :data:`HANG_FACTOR` times the longest step before it: a worker
+    that is stopped (``kill -STOP``) or stuck is named within bounded time.
     """
 
-    def __init__(self, ring: Ring, check: Callable[[], None]):
-        self.ring, self.check = ring, check
+    def __init__(
+        self,
+        ring: Ring,
+        check: Callable[[], None],
+        hung: Callable[[int, float], None],
+        hang_floor_s: float,
+    ):
+        self.ring, self.check, self.hung, self.hang_floor_s = ring, check, hung, hang_floor_s
+        self.longest_s = 0.0  # the longest any step took from publishing to done
+        self.started: dict[int, float] = {}
         self.published = 0
         self.kept: dict[int, tuple[float, float]] = {}  # results saved from reused slots
         self.pending: set[int] = set()  # steps published whose results are not read
@@ -44,6 +56,7 @@ class Steps:
         if hyper is not None:
             ring.hyper[slot, : len(hyper)] = hyper
         self.pending.add(step)
+        self.started[step] = time.monotonic()
         self.published = ring.published = step + 1
         return step
 
@@ -71,6 +84,13 @@ class Steps:
         last_check = time.monotonic()
         while done.min() <= step:
             time.sleep(nap)
-            if time.monotonic() - last_check > CHECK_S:
-                last_check = time.monotonic()
+            now = time.monotonic()
+            if now - last_check > CHECK_S:
+                last_check = now
                 self.check()
+                waited = now - self.started.get(step, now)
+                if waited > max(self.hang_floor_s, HANG_FACTOR * self.longest_s):
+                    self.hung(step, waited)
+        started = self.started.pop(step, None)
+        if started is not None:
+            self.longest_s = max(self.longest_s, time.monotonic() - started)
