@@ -214,7 +214,7 @@ class TerminateOnNaN(Callback):
             raise DivergenceError(
                 f"training diverged at epoch {logs['epoch']}, batch {logs['batch']}: the loss "
                 f"is {loss} (the step before it left non-finite parameters); try a lower "
-                f"learning rate than {optimizer.lr:g} (--lr)"
+                f"learning rate than {optimizer.lr:g}"
             )
 
 

@@ -276,3 +276,17 @@ def test_the_readme_holds_the_parameter_and_attribute_tables():
     from tests.conftest import ROOT
 
     assert markdown() in (ROOT / "README.md").read_text()
+
+
+@QUIET
+@pytest.mark.timeout(120)
+def test_cross_validation_with_jobs_and_the_pool_equals_this_process(iris):
+    """``n_jobs=2`` runs fits in loky's processes, each with its own pool of workers:
+    they start as their own program, so loky's context is never needed there."""
+    from sklearn.model_selection import cross_val_score
+
+    x, y = iris
+    settings = {"max_iter": 5, "random_state": 0, "hidden_layer_sizes": (8,)}
+    pooled = cross_val_score(NodenetClassifier(workers=2, **settings), x, y, cv=3, n_jobs=2)
+    here = cross_val_score(NodenetClassifier(**settings), x, y, cv=3)
+    np.testing.assert_allclose(pooled, here)

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, given: dict) -> int:
         kept = (
             f"; the last good checkpoint is {checkpoint.path}" if checkpoint.path.exists() else ""
         )
-        print(f"error: {exc}{kept}", file=sys.stderr)
+        print(f"error: {exc} (--lr){kept}", file=sys.stderr)
         return 1
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
