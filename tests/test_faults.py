@@ -500,3 +500,24 @@ def test_a_ray_address_where_nothing_listens_fails_at_once():
         check_reachable("127.0.0.1:1")
     assert time.monotonic() - started < 6
     check_reachable("auto")  # Ray's own to resolve
+
+
+def test_a_run_stopped_after_its_last_step_is_finished_by_resume(good_run, tmp_path):
+    """Ctrl-C or SIGTERM after the last step but before the files are written leaves the
+    final checkpoint alone: --resume writes the model, history and metrics from it."""
+    import shutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(good_run / "checkpoint.npz", out / "checkpoint.npz")
+    result = train("--resume", str(out), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "trained every epoch: writing its files" in result.stdout
+    np.testing.assert_array_equal(io.load(out).weights, io.load(good_run).weights)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (
+        metrics["test_accuracy"]
+        == json.loads((good_run / "metrics.json").read_text())["test_accuracy"]
+    )
+    again = train("--resume", str(out), timeout=120)
+    assert again.returncode == 0 and "is complete (1 of 1 epochs)" in again.stdout

@@ -74,12 +74,15 @@ def run(args: argparse.Namespace, given: dict) -> int:
             return 2
         if "out" not in given:
             args.out = args.resume
-        if state.epoch >= args.epochs:
+        if state.epoch >= args.epochs and (Path(args.out) / "model.npz").exists():
             print(
                 f"the run in {args.resume} is complete ({state.epoch} of {args.epochs} epochs); "
                 "give --epochs N to train it further"
             )
             return 0
+        if state.epoch >= args.epochs:  # stopped after its last step, before its files:
+            # fit runs no epoch, ends the run (averaged weights) and the files follow
+            print(f"the run in {args.resume} trained every epoch: writing its files")
         for note in notes:
             print(f"resuming with {note}")
     out = Path(args.out)
@@ -161,7 +164,7 @@ def run(args: argparse.Namespace, given: dict) -> int:
         "samples_per_s": float(epochs["samples_per_s"].median()),
         "epochs": int(epochs["epoch"].max()),
         "parameters": model.parameter_count,
-        "workers": history.params["workers"],
+        "workers": history.params.get("workers", 0),
         "settings": stored,
     }
     try:
