@@ -9,7 +9,9 @@ the same file is written, and a failed write (a full disk, say) raises
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import math
 import os
@@ -57,6 +59,38 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             raise _write_error(path, exc) from exc
         raise
     return path
+
+
+class FolderInUse(FileWriteError):
+    """Another process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike):
+    """Hold an exclusive ``flock`` on ``folder/.nodenet.lock`` (created, with this pid in
+    it) for the ``with`` block, so two runs never write into one folder at once (their
+    temporary files and checkpoints would cross). Raises :class:`FolderInUse` naming the
+    pid that holds it. The lock goes with the process, however it ends."""
+    path = Path(folder) / ".nodenet.lock"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o666 & ~_umask())
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise FolderInUse(
+                errno.EBUSY,
+                f"{folder} is in use by another nodenet run (pid {holder}); wait for it, "
+                "or give another --out",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield Path(folder)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike, value) -> Path:

@@ -2,9 +2,9 @@
 bad flags and tampered files. Every test that uses signals or time has a bound."""
 
 import json
-import re
 import logging
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -49,7 +49,12 @@ def good_run(mnist, tmp_path_factory):
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    """The run's files (not the lock file, which holds the pid of the last run)."""
+    return {
+        p.name: p.read_bytes()
+        for p in folder.iterdir()
+        if p.is_file() and p.name != ".nodenet.lock"
+    }
 
 
 # ------------------------------------------------------------------ 1. divergence
@@ -521,3 +526,25 @@ def test_a_run_stopped_after_its_last_step_is_finished_by_resume(good_run, tmp_p
     )
     again = train("--resume", str(out), timeout=120)
     assert again.returncode == 0 and "is complete (1 of 1 epochs)" in again.stdout
+
+
+def test_two_runs_into_one_folder_the_second_is_refused(mnist, tmp_path):
+    out = tmp_path / "shared"
+    out.mkdir()
+    hold = f"import time\nfrom nodenet.files import folder_lock\nwith folder_lock({str(out)!r}):\n    time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold])  # a run in progress there
+    lock = out / ".nodenet.lock"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        lock.exists() and lock.read_text() == str(holder.pid)
+    ):
+        time.sleep(0.05)
+    try:
+        result = train("--epochs", "1", "--out", str(out), *SMALL, timeout=60)
+        assert result.returncode == 2
+        assert f"is in use by another nodenet run (pid {holder.pid})" in result.stderr
+        assert not (out / "checkpoint.npz").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train("--epochs", "1", "--out", str(out), *SMALL, timeout=120).returncode == 0

@@ -28,7 +28,7 @@ from nodenet.data import (
     Split,
     train_validation_split,
 )
-from nodenet.files import FileWriteError, check_writable, write_json
+from nodenet.files import FileWriteError, check_writable, folder_lock, write_json
 from nodenet.io import ModelFileError, save
 from nodenet.optimizers import OPTIMIZER_HYPERPARAMETERS
 from nodenet.predict import evaluate, regression_scores
@@ -88,6 +88,17 @@ def run(args: argparse.Namespace, given: dict) -> int:
     out = Path(args.out)
     try:
         check_writable(out)
+        with folder_lock(out):
+            return train_into(out, args, state)
+    except FileWriteError as exc:  # not writable, or in use by another run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def train_into(out: Path, args: argparse.Namespace, state) -> int:
+    """Load the data, train (or go on training the checkpoint ``state``) and write
+    every file of the run into ``out``, which the caller holds; returns the exit code."""
+    try:
         data = sources.load(args)
     except (DataError, FileWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
