@@ -149,12 +149,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="3 folds, fewer epochs and repeats")
     p.add_argument("--seeds", type=int, default=5, help="random states the accuracy averages")
+    p.add_argument("--only", choices=["accuracy", "timing"], help="one of the two tables")
     args = p.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     folds, epochs, repeats, seeds = (3, 2, 1, 2) if args.quick else (5, 3, 3, args.seeds)
     started = time.perf_counter()
-    accuracy = accuracy_rows(folds, seeds)
-    timing = timing_rows(epochs, repeats)
+    accuracy = [] if args.only == "timing" else accuracy_rows(folds, seeds)
+    timing = [] if args.only == "accuracy" else timing_rows(epochs, repeats)
     import sklearn
 
     head = (

@@ -61,7 +61,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     return path
 
 
-class FolderInUse(FileWriteError):
+class FolderInUseError(FileWriteError):
     """Another process holds the folder's lock."""
 
 
@@ -69,7 +69,7 @@ class FolderInUse(FileWriteError):
 def folder_lock(folder: str | os.PathLike):
     """Hold an exclusive ``flock`` on ``folder/.nodenet.lock`` (created, with this pid in
     it) for the ``with`` block, so two runs never write into one folder at once (their
-    temporary files and checkpoints would cross). Raises :class:`FolderInUse` naming the
+    temporary files and checkpoints would cross). Raises :class:`FolderInUseError` naming the
     pid that holds it. The lock goes with the process, however it ends."""
     path = Path(folder) / ".nodenet.lock"
     try:
@@ -81,7 +81,7 @@ def folder_lock(folder: str | os.PathLike):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise FolderInUse(
+            raise FolderInUseError(
                 errno.EBUSY,
                 f"{folder} is in use by another nodenet run (pid {holder}); wait for it, "
                 "or give another --out",

@@ -240,3 +240,76 @@ def test_bad_csv_files_are_named(csv_files, tmp_path, edit, flags, message):
     assert result.returncode == 2, result.stdout
     assert str(path) in result.stderr
     assert re.search(message, result.stderr), result.stderr
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a,b,y,y\n1,2,0,0\n3,4,1,1\n", "line 1 names column(s) 'y' twice"),
+        ("a,y\n1,0\n2,inf\n3,1\n", "line 3: target inf is not a class"),
+    ],
+)
+def test_a_csv_that_would_leak_or_invent_a_class_is_refused(tmp_path, text, message):
+    (tmp_path / "d.csv").write_text(text)
+    result = nodenet(
+        "train",
+        "--csv",
+        tmp_path / "d.csv",
+        "--target",
+        "y",
+        "--quiet",
+        "--no-plot",
+        "--out",
+        tmp_path / "o",
+    )
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_labels_of_another_kind_than_the_models_classes_are_named(csv_files, tmp_path):
+    """Text labels against a model of numeric classes (and the reverse) are compared as
+    text: an unknown label is named with its line, never a TypeError."""
+    out = tmp_path / "digits"
+    flags = ["--target", "target", "--epochs", "1", "--quiet", "--no-plot", "--hidden", "8"]
+    assert nodenet("train", "--csv", csv_files / "digits.csv", *flags, "--out", out).returncode == 0
+    frame = pd.read_csv(csv_files / "digits_test.csv").head(20)
+    frame["target"] = ["cat"] * len(frame)
+    frame.to_csv(tmp_path / "words.csv", index=False)
+    result = nodenet("predict", "--model", out, "--csv", tmp_path / "words.csv")
+    assert (
+        result.returncode == 2 and "label 'cat' is not one of the model's classes" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("target", None, "'target' must be the name of the target column"),
+        ("classes", None, "'classes' must be a list of class names"),
+        ("features", "abc", "'features' must be a list of column names"),
+        ("features", 7, "'features' must be a list of column names"),
+        ("features", "twice", "'features' names a column twice"),
+        ("classes", [{"a": 1}], "'classes' must be a list of class names"),
+    ],
+)
+def test_tampered_model_metadata_is_named_by_predict(csv_files, tmp_path, field, value, message):
+    import json as json_module
+
+    from nodenet import io as model_io
+
+    out = tmp_path / "iris"
+    flags = ["--target", "species", "--epochs", "1", "--quiet", "--no-plot"]
+    assert nodenet("train", "--csv", csv_files / "iris.csv", *flags, "--out", out).returncode == 0
+    model = model_io.load(out)
+    metadata = model_io.load_metadata(out)
+    if value == "twice":
+        value = [metadata["features"][0]] * len(metadata["features"])
+    if value is None:
+        del metadata[field]
+    else:
+        metadata[field] = value
+    model_io.save(model, out / "model.npz", metadata=json_module.loads(json_module.dumps(metadata)))
+    result = nodenet("predict", "--model", out, "--csv", csv_files / "iris.csv", "--out", tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

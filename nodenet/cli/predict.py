@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None, prog: str = "nodenet predict") -> int:
         threshold = _threshold(args.threshold)
         model = load(args.model)
         metadata = load_metadata(args.model)
-        if "features" in metadata:
+        if "features" in metadata or "target" in metadata:
+            check_table_metadata(metadata, model, args.model)
             return _predict_table(args, model, metadata, threshold)
         data = read_csv(args.csv, args.layout)
         if data.x.shape[1] != model.input_size:
@@ -118,6 +119,36 @@ def main(argv: list[str] | None = None, prog: str = "nodenet predict") -> int:
     except OSError as exc:  # FileWriteError names the file and the free space
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def check_table_metadata(metadata: dict, model, path) -> None:
+    """A CSV model's metadata (features, target, task, classes) must fit the model;
+    :class:`~nodenet.io.ModelFileError` naming the field otherwise (a tampered file)."""
+
+    def bad(field: str, why: str) -> ModelFileError:
+        return ModelFileError(f"{path}: metadata field {field!r} {why}")
+
+    features = metadata.get("features")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise bad("features", "must be a list of column names")
+    if len(set(features)) != len(features):
+        raise bad("features", "names a column twice")
+    if len(features) != model.input_size:
+        raise bad("features", f"names {len(features)} columns, the model takes {model.input_size}")
+    if not isinstance(metadata.get("target"), str):
+        raise bad("target", "must be the name of the target column")
+    task = metadata.get("task", "classification")
+    if task not in ("classification", "regression"):
+        raise bad("task", f"must be classification or regression, got {task!r}")
+    if task == "classification":
+        classes = metadata.get("classes")
+        plain = (str, int, float)
+        if not isinstance(classes, list) or not all(
+            isinstance(c, plain) and not isinstance(c, bool) for c in classes
+        ):
+            raise bad("classes", "must be a list of class names (text or numbers)")
+        if len(classes) != model.output_size or len(set(classes)) != len(classes):
+            raise bad("classes", f"must name the model's {model.output_size} classes once each")
 
 
 def _out(args) -> Path:

@@ -54,6 +54,12 @@ def load(args: argparse.Namespace) -> TrainingData:
         "target": args.target,
     }
     if args.task == "classification":
+        if table.y.dtype.kind in "fc" and not np.isfinite(table.y).all():
+            row = int(np.flatnonzero(~np.isfinite(table.y))[0])
+            raise DataError(
+                f"{args.csv}: line {row + 2}: target {table.y[row]} is not a class (a label "
+                "must be finite)"
+            )
         classes = np.unique(table.y)
         if len(classes) < 2:
             raise DataError(f"{args.csv}: column {args.target!r} holds a single class")

@@ -41,9 +41,12 @@ def read_table(
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a folder, device or FIFO)")
     try:
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
         frame = pd.read_csv(path, header=0, skip_blank_lines=True, low_memory=False)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: empty file") from exc
@@ -51,6 +54,10 @@ def read_table(
         raise DataError(f"{path}: malformed CSV ({str(exc).strip()})") from exc
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows")
+    names = [str(c) for c in header]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # pandas would rename the second one (y.1) and train on it as a feature
+        raise DataError(f"{path}: line 1 names column(s) {', '.join(map(repr, twice))} twice")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if target is not None and target not in columns and features is None:
@@ -97,13 +104,20 @@ def _require_numeric_column(series, path: Path, name: str, number: int) -> None:
 
 def class_index(y: np.ndarray, classes: np.ndarray, path: str | os.PathLike) -> np.ndarray:
     """Labels ``y`` as indices into ``classes`` (sorted); ``DataError`` naming a label
-    that is not among them."""
+    that is not among them. Labels and classes of different kinds (text against
+    numbers) are compared as text."""
+    y, classes = np.asarray(y), np.asarray(classes)
+    if (y.dtype.kind in "USO") != (classes.dtype.kind in "USO"):
+        y, classes = y.astype(str), classes.astype(str)
+        order = np.argsort(classes)
+        found = class_index(y, classes[order], path)
+        return order[found]
     index = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
     unknown = classes[index] != y
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         raise DataError(
-            f"{path}: line {row + 2}: label {y[row]!r} is not one of the model's classes "
+            f"{path}: line {row + 2}: label {np.asarray(y[row]).item()!r} is not one of the model's classes "
             f"{', '.join(map(str, classes))}"
         )
     return index
