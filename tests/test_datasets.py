@@ -282,6 +282,15 @@ def test_labels_of_another_kind_than_the_models_classes_are_named(csv_files, tmp
     assert "Traceback" not in result.stderr
 
 
+@pytest.fixture(scope="module")
+def iris_run(csv_files, tmp_path_factory):
+    """A model trained by ``nodenet train`` on iris.csv (one epoch): its folder."""
+    out = tmp_path_factory.mktemp("iris_run")
+    flags = ["--target", "species", "--epochs", "1", "--quiet", "--no-plot"]
+    assert nodenet("train", "--csv", csv_files / "iris.csv", *flags, "--out", out).returncode == 0
+    return out
+
+
 @pytest.mark.parametrize(
     "field, value, message",
     [
@@ -293,14 +302,16 @@ def test_labels_of_another_kind_than_the_models_classes_are_named(csv_files, tmp
         ("classes", [{"a": 1}], "'classes' must be a list of class names"),
     ],
 )
-def test_tampered_model_metadata_is_named_by_predict(csv_files, tmp_path, field, value, message):
+def test_tampered_model_metadata_is_named_by_predict(
+    iris_run, csv_files, tmp_path, field, value, message
+):
     import json as json_module
+    import shutil
 
     from nodenet import io as model_io
 
     out = tmp_path / "iris"
-    flags = ["--target", "species", "--epochs", "1", "--quiet", "--no-plot"]
-    assert nodenet("train", "--csv", csv_files / "iris.csv", *flags, "--out", out).returncode == 0
+    shutil.copytree(iris_run, out)
     model = model_io.load(out)
     metadata = model_io.load_metadata(out)
     if value == "twice":

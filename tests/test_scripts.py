@@ -323,6 +323,7 @@ def test_default_run_accuracy(mnist, tmp_path):
     assert load_checkpoint(tmp_path).optimizer.average == 0.995
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_path):
     result = run(

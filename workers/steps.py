@@ -92,5 +92,5 @@ class Steps:
                 if waited > max(self.hang_floor_s, HANG_FACTOR * self.longest_s):
                     self.hung(step, waited)
         started = self.started.pop(step, None)
-        if started is not None:
+        if started is not None and step > 0:  # step 0 carries the workers' warm-up
             self.longest_s = max(self.longest_s, time.monotonic() - started)
