@@ -33,6 +33,19 @@ if TYPE_CHECKING:
 __all__ = ["InputLayer", "Layer", "Model", "Node"]
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (``MemAvailable``), or ``None``
+    where the system does not say."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class Model:
     """A multi-layer perceptron: ``Model(784, CrossEntropy(), [Layer(128, ReLU()), ...])``.
 
@@ -117,6 +130,14 @@ class Model:
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         layout = self.layout
+        needed = (layout.n_weights + layout.n_biases + layout.n_running) * dtype.itemsize
+        available = available_memory()
+        if available is not None and needed > available:
+            raise MemoryError(
+                f"the model's {layout.size:,} parameters need {needed / 2**30:,.1f} GiB, "
+                f"and this machine has {available / 2**30:,.1f} GiB available: use "
+                f"smaller layers (sizes {self.sizes})"
+            )
         running = np.zeros(layout.n_running, dtype)
         for block in layout.running:
             block.view(running)[1] = 1.0  # the running variance starts at one

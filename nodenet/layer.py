@@ -15,7 +15,7 @@ from .activations import Activation, Identity, get_activation
 from .batchnorm import Normalisation, WholeBatch
 from .checks import require_int, require_number
 from .dropout import TrainingPass, keep_scale
-from .node import Node
+from .node import Nodes
 
 
 class Layer:
@@ -54,7 +54,7 @@ class Layer:
         self.a: np.ndarray | None = None
         self.keep: np.ndarray | None = None  # the dropout mask of the last pass, or None
         self.norm = Normalisation() if batch_norm else None
-        self.nodes: list[Node] = []
+        self.nodes: Nodes | list = Nodes(self)
 
     def bind(
         self,
@@ -68,7 +68,6 @@ class Layer:
         and ``b`` (N,) (and, with batch norm, ``gamma`` (N,) and ``running`` (2, N))."""
         self.index, self.W, self.b = index, W, b
         self.gamma, self.running = gamma, running
-        self.nodes = [Node(self, j) for j in range(self.size)]
 
     def forward(self, prev_a: np.ndarray, training: TrainingPass | None = None) -> np.ndarray:
         """``z = prev_a @ W.T + b`` (or its batch norm), ``a = f(z)`` (masked in a
@@ -117,6 +116,7 @@ class InputLayer(Layer):
     def __init__(self, size: int):
         super().__init__(size, Identity())
         self.index = 0
+        self.nodes = []  # the inputs are not nodes: nothing computes them
 
     def forward(self, prev_a: np.ndarray, training: TrainingPass | None = None) -> np.ndarray:
         self.z = self.fz = self.a = prev_a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,3 +48,22 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node(layer={self.layer.index}, index={self.index})"
+
+
+class Nodes(Sequence):
+    """A layer's nodes, made when asked for (``layer.nodes[j]``, ``len``, iteration): a
+    layer of a hundred million units costs nothing until its nodes are read."""
+
+    def __init__(self, layer: Layer):
+        self.layer = layer
+
+    def __len__(self) -> int:
+        return self.layer.size
+
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return [Node(self.layer, k) for k in range(*j.indices(len(self)))]
+        k = j + len(self) if j < 0 else j
+        if not 0 <= k < len(self):
+            raise IndexError(f"node {j} of a layer of {len(self)} nodes")
+        return Node(self.layer, k)

@@ -324,3 +324,21 @@ def test_tampered_model_metadata_is_named_by_predict(
     result = nodenet("predict", "--model", out, "--csv", csv_files / "iris.csv", "--out", tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text, flags, message",
+    [
+        ("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(10)), ["--validation", "0.96"], "no training rows to take normalisation statistics from"),
+        ("a,y\n1e308,0\n-1e308,1\n1e308,1\n-1e308,0\n", ["--validation", "0"], "column 0: its values are too large for a z-score"),
+        ("a,b,c,d,e,f,g,h,i,j,y\n" + "1,2,3,4,5,6,7,8,9,0,1\n0,2,3,4,5,6,7,8,9,0,0\n", ["--hidden", "1000000000"], "parameters need"),
+    ],
+)  # fmt: skip
+def test_impossible_runs_are_named_before_training(tmp_path, text, flags, message):
+    (tmp_path / "d.csv").write_text(text)
+    result = nodenet(
+        "train", "--csv", tmp_path / "d.csv", "--target", "y", "--quiet", "--no-plot",
+        "--out", tmp_path / "o", *flags,
+    )  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr

@@ -161,3 +161,22 @@ def test_the_input_layer_has_no_nodes_or_parameters():
     model = mlp([5, 4, 3])
     assert model.layers[0].nodes == [] and model.layers[0].W is None
     assert len(model.layers[1].nodes) == 4
+
+
+def test_a_huge_layer_costs_nothing_until_built_and_is_refused_past_the_memory():
+    import time
+    import tracemalloc
+
+    from nodenet.graph import available_memory
+
+    tracemalloc.start()
+    started = time.perf_counter()
+    model = Model(784, "cross_entropy", [Layer(100_000_000, "relu"), Layer(10, "softmax")])
+    assert len(model.layers[1].nodes) == 100_000_000  # made when read, not up front
+    assert model.layers[1].nodes[-1].index == 99_999_999
+    if available_memory() is not None:
+        with pytest.raises(MemoryError, match=r"parameters need \d+\.\d GiB, and this machine has"):
+            model.construct()
+    assert tracemalloc.get_traced_memory()[1] < 10 * 2**20
+    tracemalloc.stop()
+    assert time.perf_counter() - started < 2

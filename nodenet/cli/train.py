@@ -118,7 +118,7 @@ def train_into(out: Path, args: argparse.Namespace, state) -> int:
             model, history = state.model, state.history
             first_epoch, first_batch = state.epoch, state.batch
             training.update(dict.fromkeys(OPTIMIZER_HYPERPARAMETERS), optimizer=state.optimizer)
-    except ValueError as exc:
+    except (ValueError, MemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stored = {key: getattr(args, key) for key in RUN_SETTINGS}

@@ -49,6 +49,8 @@ class Normaliser:
         (MNIST's border pixels) is not blown up into huge values when it does vary.
         """
         d = x.shape[1]
+        if len(x) == 0:
+            raise ValueError("no training rows to take normalisation statistics from")
         if kind == "zscore":
             mean = x.mean(axis=0, dtype=np.float64)
             # two-pass variance in float64, a block of rows at a time: no temporary the
@@ -62,6 +64,13 @@ class Normaliser:
             if std_floor == "pooled":  # total variance = mean within + spread of the means
                 std_floor = np.sqrt(variance.mean() + mean.var())
             std = np.maximum(np.sqrt(variance), std_floor)
+            broken = ~(np.isfinite(mean) & np.isfinite(std))
+            if broken.any():  # finite inputs whose squares overflow float64
+                column = int(np.flatnonzero(broken)[0])
+                raise ValueError(
+                    f"column {column}: its values are too large for a z-score (their "
+                    "variance overflows float64); scale the column down first"
+                )
             return cls(kind, mean, np.where(std > 0, std, 1.0))
         if kind == "scale":
             return cls(kind, np.zeros(d), np.full(d, 255.0))
