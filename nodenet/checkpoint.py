@@ -17,7 +17,7 @@ from .graph import Model
 from .history import History
 from .io import ModelFileError, load_arrays, model_arrays, model_from_arrays, save_arrays
 from .optimizers import Optimizer, get_optimizer
-from .settings import stored
+from .settings import SETTINGS, stored
 
 #: prefixes of the arrays of a checkpoint besides the model's
 OPTIMIZER_PREFIX, CALLBACK_PREFIX = "opt_", "callback_"
@@ -83,6 +83,10 @@ def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
         progress = json.loads(str(arrays["progress"]))
         settings = dict(progress["optimizer"])
         optimizer = get_optimizer(settings.pop("name"), **settings)
+        run_settings = _renamed(progress["settings"])
+        for key, value in run_settings.items():  # checked as the table checks them
+            if key in SETTINGS:
+                SETTINGS[key].check(value)
         optimizer.load_state_arrays(_with_prefix(arrays, OPTIMIZER_PREFIX))
         callbacks = {key: dict(values) for key, values in progress.get("callbacks", {}).items()}
         for name, value in _with_prefix(arrays, CALLBACK_PREFIX).items():
@@ -96,7 +100,7 @@ def load_checkpoint(path: str | os.PathLike) -> CheckpointState:
             history,
             int(progress["epoch"]),
             int(progress["batch"]),
-            _renamed(progress["settings"]),
+            run_settings,
             callbacks,
         )
     except (KeyError, ValueError, TypeError) as exc:

@@ -342,3 +342,48 @@ def test_impossible_runs_are_named_before_training(tmp_path, text, flags, messag
     )  # fmt: skip
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
+
+
+@pytest.mark.parametrize("change", ["reordered", "renamed", "wider"])
+def test_resuming_after_the_csv_changed_is_refused(csv_files, tmp_path, change):
+    data = tmp_path / "iris.csv"
+    frame = pd.read_csv(csv_files / "iris.csv")
+    frame.to_csv(data, index=False)
+    out = tmp_path / "run"
+    flags = ["--target", "species", "--quiet", "--no-plot", "--out", out]
+    assert nodenet("train", "--csv", data, "--epochs", "1", *flags).returncode == 0
+    if change == "reordered":
+        frame = frame[[*reversed(frame.columns[:-1]), "species"]]
+    elif change == "renamed":
+        frame = frame.rename(columns={frame.columns[0]: "other"})
+    else:
+        frame.insert(0, "extra", 1.0)
+    frame.to_csv(data, index=False)
+    result = nodenet("train", "--resume", out, "--epochs", "2")
+    assert result.returncode == 2, result.stderr
+    assert "its features changed since the run began" in result.stderr
+
+
+def test_a_threshold_for_a_regression_model_and_odd_header_names_are_named(csv_files, tmp_path):
+    out = tmp_path / "diabetes"
+    flags = ["--target", "target", "--task", "regression", "--epochs", "1", "--quiet", "--no-plot"]
+    assert (
+        nodenet("train", "--csv", csv_files / "diabetes.csv", *flags, "--out", out).returncode == 0
+    )
+    result = nodenet(
+        "predict",
+        "--model",
+        out,
+        "--csv",
+        csv_files / "diabetes.csv",
+        "--threshold",
+        "0.3",
+        "--out",
+        tmp_path,
+    )
+    assert result.returncode == 2 and "--threshold is for classes" in result.stderr
+    (tmp_path / "nul.csv").write_text("a\x00b,c\n1,2\n")
+    named = nodenet(
+        "train", "--csv", tmp_path / "nul.csv", "--target", "y", "--out", tmp_path / "o"
+    )
+    assert named.returncode == 2 and "'a\\x00b'" in named.stderr and "\x00" not in named.stderr

@@ -548,3 +548,33 @@ def test_two_runs_into_one_folder_the_second_is_refused(mnist, tmp_path):
         holder.kill()
         holder.wait()
     assert train("--epochs", "1", "--out", str(out), *SMALL, timeout=120).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"opt_t": np.array(-1)}, "step count must be a whole number >= 0, got -1"),
+        ({"opt_0_m": None}, "the optimizer's state 0_m holds NaN or infinity"),
+        ({"settings": {"batch_size": "big"}}, "batch_size must be an integer >= 1, got 'big'"),
+        ({"settings": {"lr_decay": 0}}, r"lr_decay must be a finite number in \(0, 1\]"),
+    ],
+)
+def test_tampered_checkpoints_are_named_not_crashed_on(good_run, tmp_path, change, message):
+    from nodenet.io import ModelFileError, load_arrays, save_arrays
+
+    arrays = load_arrays(good_run / "checkpoint.npz")
+    progress = json.loads(str(arrays["progress"]))
+    for key, value in change.items():
+        if key == "settings":
+            progress["settings"].update(value)
+        elif value is None:  # NaN in the optimizer state
+            arrays[key] = np.full_like(arrays[key], np.nan)
+        else:
+            arrays[key] = value
+    arrays["progress"] = np.array(json.dumps(progress))
+    path = save_arrays(tmp_path / "checkpoint.npz", arrays)
+    with pytest.raises(ModelFileError, match=message):
+        load_checkpoint(path)
+    result = train("--resume", str(tmp_path), timeout=60)
+    assert result.returncode == 2 and "cannot resume" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -160,6 +160,8 @@ def _predict_table(args, model, metadata: dict, threshold) -> int:
     predictions.csv (class names, or the predicted values), and with the target column
     evaluation.json (and for classes the confusion matrix)."""
     task, out = metadata.get("task", "classification"), _out(args)
+    if task == "regression" and threshold != "argmax":
+        raise DataError("--threshold is for classes; a regression model predicts numbers")
     target = read_table(args.csv, metadata["target"], metadata["features"])
     if task == "regression":
         values = predict_proba(model, target.x)

@@ -96,3 +96,19 @@ def _numeric_target(y: np.ndarray, args) -> np.ndarray:
             "for class labels use --task classification"
         ) from None
     return values.reshape(-1, 1)
+
+
+def require_same_data(before: dict | None, now: dict, args: argparse.Namespace) -> None:
+    """A resumed run's data must have the columns, in the order, and the classes it
+    began with: ``DataError`` naming what changed (``before`` is ``None`` for a
+    checkpoint written before nodenet stored it)."""
+    if not before:
+        return
+    for key in ("features", "target", "classes"):
+        if key in before and before[key] != now.get(key):
+            source = args.csv or args.dataset
+            raise DataError(
+                f"{source}: its {key} changed since the run began (then {before[key]}, "
+                f"now {now.get(key)}); resume with the data it began with, or start a new "
+                "run with another --out"
+            )

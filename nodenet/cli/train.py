@@ -100,6 +100,8 @@ def train_into(out: Path, args: argparse.Namespace, state) -> int:
     every file of the run into ``out``, which the caller holds; returns the exit code."""
     try:
         data = sources.load(args)
+        if state is not None:
+            sources.require_same_data(state.settings.get("data"), data.description, args)
     except (DataError, FileWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -122,7 +124,10 @@ def train_into(out: Path, args: argparse.Namespace, state) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stored = {key: getattr(args, key) for key in RUN_SETTINGS}
-    checkpoint = Checkpoint(out, every=args.checkpoint_every, settings=stored)
+    # what the data was, so a resumed run can tell that the file changed under it
+    checkpoint = Checkpoint(
+        out, every=args.checkpoint_every, settings={**stored, "data": data.description}
+    )
     callbacks = [checkpoint] if args.quiet else [checkpoint, EpochLines()]
     if state is not None:
         state.restore(callbacks)

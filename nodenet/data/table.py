@@ -61,7 +61,9 @@ def read_table(
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if target is not None and target not in columns and features is None:
-        raise DataError(f"{path}: no column {target!r}; the columns are {', '.join(columns)}")
+        raise DataError(
+            f"{path}: no column {target!r}; the columns are {', '.join(map(repr, columns))}"
+        )
     if features is None:
         features = [c for c in columns if c != target]
     missing = [c for c in features if c not in columns]

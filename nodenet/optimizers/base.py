@@ -126,10 +126,16 @@ class Optimizer:
         return arrays
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore what :meth:`state_arrays` returned."""
-        self.t = int(arrays["t"])
+        """Restore what :meth:`state_arrays` returned; ``ValueError`` naming an entry that
+        cannot be the state of a run (a negative step count, NaN or infinity)."""
+        t = arrays["t"]
+        if np.ndim(t) != 0 or not float(t).is_integer() or t < 0:
+            raise ValueError(f"the optimizer's step count must be a whole number >= 0, got {t}")
+        self.t = int(t)
         self.state = [{}, {}]
         for key, value in arrays.items():
+            if key != "t" and not np.isfinite(value).all():
+                raise ValueError(f"the optimizer's state {key} holds NaN or infinity")
             if key != "t":
                 i, name = key.split("_", 1)
                 self.state[int(i)][name] = np.array(value)
