@@ -45,6 +45,13 @@ SCALING = {
     "nodenet 2 workers (1024)": {"kind": "nodenet", "workers": 2, "threads": 1},
 }
 SCALING_SIZES = [784, 512, 512, 10]
+#: the pool's ceiling on this machine: two independent single-thread processes, each
+#: training the same net at half the pool's batch at the same time, no communication;
+#: their samples/s added up is the most any two-worker design can reach here
+CEILING = {
+    "ceiling: 2 processes": {"kind": "nodenet", "workers": 0, "threads": 1, "half_of": 128},
+    "ceiling: 2 processes (1024)": {"kind": "nodenet", "workers": 0, "threads": 1, "half_of": 1024},
+}
 
 
 # ------------------------------------------------------------------ child side
@@ -171,16 +178,38 @@ def child_extras() -> dict:
 
 
 # ----------------------------------------------------------------- parent side
-def run_child(args: list[str], threads: int) -> dict:
+def run_child(args: list[str], threads: int, copies: int = 1) -> dict:
+    """Run the trainer ``args`` names in ``copies`` processes at once; one copy's result,
+    or for several the combined one: their samples/s added up, as the seconds one epoch
+    of samples takes them together."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    out = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=3600
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"bench child {args} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(copies)
+    ]
+    results = []
+    for child_process in children:
+        stdout, stderr = child_process.communicate(timeout=3600)
+        if child_process.returncode != 0:
+            raise RuntimeError(f"bench child {args} failed:\n{stderr}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    if copies == 1:
+        return results[0]
+    rate = sum(r["samples"] / median(r["epoch_seconds"]) for r in results)
+    return {
+        "epoch_seconds": [results[0]["samples"] / rate],
+        "samples": results[0]["samples"],
+        "accuracy": sum(r["accuracy"] for r in results) / copies,
+        "peak_mib": None,
+    }
 
 
 def machine() -> str:
@@ -242,17 +271,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_extras()))
         return 0
     if args.child:
-        spec = {**MAIN, **SCALING}[args.child]
+        spec = {**MAIN, **SCALING, **CEILING}[args.child]
         print(json.dumps(child(spec, args.epochs, args.batch, args.sizes, args.seed, args.memory)))
         return 0
 
     import pandas as pd
 
     trainers = {k: v for k, v in MAIN.items() if not (args.no_torch and v["kind"] == "torch")}
-    specs = {**trainers, **SCALING}
+    specs = {**trainers, **SCALING, **CEILING}
+    big = {*SCALING, "ceiling: 2 processes (1024)"}
 
     def child_args(name: str, epochs: int, seed: int) -> list[str]:
-        shape = ["--batch", "1024", "--sizes", *map(str, SCALING_SIZES)] if name in SCALING else []
+        batch = specs[name].get("half_of", 2048) // 2 if name in CEILING else None
+        shape = ["--sizes", *map(str, SCALING_SIZES)] if name in big else []
+        if name in SCALING:
+            batch = 1024
+        shape += ["--batch", str(batch)] if batch else []
         return ["--child", name, "--epochs", str(epochs), "--seed", str(seed), *shape]
 
     runs: dict[str, list[dict]] = {name: [] for name in specs}
@@ -260,10 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for name, spec in specs.items():
             print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
-            epochs = args.scaling_epochs if name in SCALING else args.epochs
-            runs[name].append(run_child(child_args(name, epochs, args.seed + r), spec["threads"]))
-    peaks = {}
+            epochs = args.scaling_epochs if name in big else args.epochs
+            copies = 2 if name in CEILING else 1
+            result = run_child(child_args(name, epochs, args.seed + r), spec["threads"], copies)
+            runs[name].append(result)
+    peaks = {name: None for name in CEILING}
     for name, spec in specs.items():
+        if name in CEILING:
+            continue
         print(f"peak memory: {name}", flush=True)
         result = run_child([*child_args(name, 1, args.seed), "--memory"], spec["threads"])
         peaks[name] = result["peak_mib"]
@@ -278,10 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             {
                 "table": "batch 1024, 784-512-512-10"
-                if name in SCALING
+                if name in big
                 else "batch 128, 784-128-64-10",
                 "trainer": name,
-                "threads": spec["threads"]
+                "threads": f"2 processes x 1, batch {spec['half_of'] // 2} each"
+                if name in CEILING
+                else spec["threads"]
                 if spec["kind"] != "nodenet" or not spec.get("workers")
                 else f"{spec['workers']} workers x 1",
                 "seconds_per_epoch": epoch_s,
@@ -300,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if ref in by_name:
             frame.loc[main_rows, column] = frame.loc[main_rows, "seconds_per_epoch"] / by_name[ref]
+    for table, ceiling in (
+        ("batch 128", "ceiling: 2 processes"),
+        ("batch 1024", "ceiling: 2 processes (1024)"),
+    ):  # samples/s as a share of what two independent processes reach together
+        rows_of = frame["table"].str.startswith(table) & frame["trainer"].str.startswith("nodenet")
+        frame.loc[rows_of, "x_ceiling"] = by_name[ceiling] / frame.loc[rows_of, "seconds_per_epoch"]
     node_s = extras["node_seconds_per_sample"]
     frame = pd.concat(
         [
@@ -330,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(batch 1024: x {args.scaling_epochs}), medians; {time.perf_counter() - started:.0f} s.",
         "",
         "| trainer | threads | s / epoch | samples / s | x PyTorch 2 thr | x NumPy 2 thr "
-        "| peak MiB | test acc |",
-        "|---|---|---|---|---|---|---|---|",
+        "| x ceiling | peak MiB | test acc |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(row, key, spec):
@@ -342,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"| {row['trainer']} | {row['threads']} | {fmt(row, 'seconds_per_epoch', '.3f')} "
             f"| {fmt(row, 'samples_per_s', ',.0f')} | {fmt(row, 'x_pytorch_2_threads', '.2f')} "
-            f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'peak_mib', '.0f')} "
+            f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'x_ceiling', '.2f')} "
+            f"| {fmt(row, 'peak_mib', '.0f')} "
             f"| {fmt(row, 'test_accuracy', '.4f')} |"
         )
     pool_2 = by_name.get("nodenet 2 workers")
@@ -360,11 +407,21 @@ def main(argv: list[str] | None = None) -> int:
         "in-process with 2 threads. Per-step overhead of the pool (tiny model): "
         f"{extras['overhead_us_1']:.0f} us with 1 worker, {extras['overhead_us_2']:.0f} us "
         f"with 2. Node by node: {node_s:.2f} s per sample.",
+        f"Against the ceiling (two independent single-thread processes at half the batch, "
+        f"run at once): 2 workers = {by_name['ceiling: 2 processes'] / pool_2:.2f}x the "
+        f"ceiling at batch 128 and {two and by_name['ceiling: 2 processes (1024)'] / two:.2f}x "
+        f"at batch 1024; the ceiling is {ratio_ceiling(by_name):.2f}x one process alone "
+        "(in-process, 1 thread) at batch 128.",
     ]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(frame, out / "results.png")
     return 0
+
+
+def ratio_ceiling(by_name) -> float:
+    """How much two independent processes give over one: the machine's real 2x."""
+    return by_name["nodenet in-process 1 thread"] / by_name["ceiling: 2 processes"]
 
 
 def plot(frame, path: Path) -> None:
