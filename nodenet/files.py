@@ -24,6 +24,16 @@ from typing import IO
 import numpy as np
 
 
+def unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file (``"no such file"``, ``"not a regular file
+    (a folder, device or FIFO)"``), or ``None`` when it can."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a regular file (a folder, device or FIFO)"
+    return None
+
+
 class FileWriteError(OSError):
     """A file could not be written; the message names it and the space left."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Normaliser
-from .files import atomic_write, strict_json, write_json
+from .files import atomic_write, strict_json, unreadable, write_json
 from .graph import Model
 
 FORMAT = "nodenet-model-1"
@@ -43,10 +43,9 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     each entry's header fits the architecture the file declares (see the module
     docstring); raises :class:`ModelFileError` naming the file and the entry."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: not a regular file (a folder, device or FIFO)")
+    problem = unreadable(path)
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
     try:
         headers = read_headers(path)
         with np.load(path, allow_pickle=False) as npz:

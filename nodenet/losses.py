@@ -128,6 +128,16 @@ class SquaredError(Loss):
     def gradient(self, a, t):
         return 2 * (a - t)
 
+    def targets(self, y, n_outputs, dtype=np.float32):
+        t = super().targets(y, n_outputs, dtype)
+        largest = float(np.abs(t).max(initial=0.0))
+        if largest > np.sqrt(np.finfo(t.dtype).max) / 4:  # its square would overflow
+            raise ValueError(
+                f"targets up to {largest:.3g} overflow when squared in {t.dtype}: scale them "
+                "down first (divide by their standard deviation, say)"
+            )
+        return t
+
     def count_correct(self, a, t):
         if a.shape[1] == 1:
             return float("nan")

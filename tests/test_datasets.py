@@ -387,3 +387,34 @@ def test_a_threshold_for_a_regression_model_and_odd_header_names_are_named(csv_f
         "train", "--csv", tmp_path / "nul.csv", "--target", "y", "--out", tmp_path / "o"
     )
     assert named.returncode == 2 and "'a\\x00b'" in named.stderr and "\x00" not in named.stderr
+
+
+def test_odd_inputs_to_the_commands_get_one_line(csv_files, tmp_path, mnist):
+    (tmp_path / "big.csv").write_text("a,y\n" + "".join(f"{i},{i * 1e200}\n" for i in range(6)))
+    flags = ["--target", "y", "--task", "regression", "--quiet", "--no-plot"]
+    big = nodenet("train", "--csv", tmp_path / "big.csv", *flags, "--out", tmp_path / "b")
+    assert big.returncode == 1 and "overflow when squared in float32" in big.stderr, big.stderr
+    out = tmp_path / "two"
+    assert (
+        nodenet(
+            "train", "--epochs", "1", "--hidden", "4", "--quiet", "--no-plot", "--out", out
+        ).returncode
+        == 0
+    )
+    from nodenet import Layer, Model
+    from nodenet import io as model_io
+
+    two = Model(784, "cross_entropy", [Layer(4, "relu"), Layer(2, "softmax")]).construct()
+    model_io.save(two, out / "model.npz")  # a model of 2 classes for 10-class data
+    pd.DataFrame({"label": [7, 1], **{f"pixel{i}": [0, 0] for i in range(784)}}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
+    odd = nodenet("predict", "--model", out, "--csv", tmp_path / "m.csv", "--out", tmp_path / "p")
+    assert odd.returncode == 2 and "outside the class range" in odd.stderr, odd.stderr
+    assert not (tmp_path / "p" / "predictions.csv").exists()  # nothing half done
+    folder = nodenet("predict", "--model", out, "--csv", tmp_path)
+    assert folder.returncode == 2 and "not a regular file" in folder.stderr
+    empty = nodenet("convert", "--model", out, "--onnx", "")
+    assert empty.returncode != 0 and "not a file name" in empty.stderr
+    for result in (big, odd, folder, empty):
+        assert "Traceback" not in result.stderr

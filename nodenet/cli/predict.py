@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None, prog: str = "nodenet predict") -> int:
     out = _out(args)
     try:
         return write_outputs(args, model, data, threshold, out)
+    except ValueError as exc:  # labels the model cannot have
+        print(f"error: {args.csv}: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # FileWriteError names the file and the free space
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -193,11 +196,12 @@ def write_outputs(args, model, data, threshold, out: Path, classes=None) -> int:
     """Predict, write predictions.csv (and with labels confusion.csv, confusion.png and
     evaluation.json) into ``out``, print a summary; returns the exit code."""
     proba = predict_proba(model, data.x)
+    # labels are checked (evaluate) before any file is written: nothing half done
+    result = None if data.y is None else evaluate(model, data.x, data.y)
     frame = predictions_frame(proba, threshold, data.y, classes)
     _write_frame(frame, out)
-    if data.y is None:
+    if result is None:
         return 0
-    result = evaluate(model, data.x, data.y)
     matrix = confusion_matrix(data.y, proba.argmax(axis=1), model.output_size)
     names = range(model.output_size) if classes is None else classes
     labels = [str(k) for k in names]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import atomic_write, unreadable
 from .errors import DataError
 from .idx import IMAGE_PIXELS, N_CLASSES, check_labels
 
@@ -69,8 +69,9 @@ def read_csv(path: str | os.PathLike, layout: str = "auto") -> CsvData:
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    problem = unreadable(path)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     cells = _first_line(path)
     if not cells:
         raise DataError(f"{path}: empty file")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import unreadable
 from .csv import numeric_values
 from .errors import DataError
 
@@ -41,10 +42,9 @@ def read_table(
     import pandas as pd
 
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    if not path.is_file():
-        raise DataError(f"{path}: not a regular file (a folder, device or FIFO)")
+    problem = unreadable(path)
+    if problem:
+        raise DataError(f"{path}: {problem}")
     try:
         header = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0].tolist()
         frame = pd.read_csv(path, header=0, skip_blank_lines=True, low_memory=False)
