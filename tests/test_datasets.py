@@ -344,6 +344,7 @@ def test_impossible_runs_are_named_before_training(tmp_path, text, flags, messag
     assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["reordered", "renamed", "wider"])
 def test_resuming_after_the_csv_changed_is_refused(csv_files, tmp_path, change):
     data = tmp_path / "iris.csv"
@@ -389,6 +390,7 @@ def test_a_threshold_for_a_regression_model_and_odd_header_names_are_named(csv_f
     assert named.returncode == 2 and "'a\\x00b'" in named.stderr and "\x00" not in named.stderr
 
 
+@pytest.mark.slow
 def test_odd_inputs_to_the_commands_get_one_line(csv_files, tmp_path, mnist):
     (tmp_path / "big.csv").write_text("a,y\n" + "".join(f"{i},{i * 1e200}\n" for i in range(6)))
     flags = ["--target", "y", "--task", "regression", "--quiet", "--no-plot"]

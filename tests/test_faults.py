@@ -507,6 +507,7 @@ def test_a_ray_address_where_nothing_listens_fails_at_once():
     check_reachable("auto")  # Ray's own to resolve
 
 
+@pytest.mark.slow
 def test_a_run_stopped_after_its_last_step_is_finished_by_resume(good_run, tmp_path):
     """Ctrl-C or SIGTERM after the last step but before the files are written leaves the
     final checkpoint alone: --resume writes the model, history and metrics from it."""
@@ -528,6 +529,7 @@ def test_a_run_stopped_after_its_last_step_is_finished_by_resume(good_run, tmp_p
     assert again.returncode == 0 and "is complete (1 of 1 epochs)" in again.stdout
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_the_second_is_refused(mnist, tmp_path):
     out = tmp_path / "shared"
     out.mkdir()
