@@ -191,6 +191,7 @@ def test_sigterm_and_sighup_checkpoint_and_stop_the_workers(mnist, tmp_path, sig
     assert group.stdout.strip() == ""  # no worker left behind
 
 
+@pytest.mark.slow
 # ------------------------------------------------------------------ 4. resume
 def test_resume_continues_the_stored_run(good_run, tmp_path):
     run = tmp_path / "run"

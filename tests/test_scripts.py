@@ -126,6 +126,7 @@ def test_training_writes_model_history_metrics_and_plot(trained):
     assert model.sizes == [784, 32, 10] and model.normaliser.kind == "zscore"
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(mnist, tmp_path):
     common = ["--workers", "0", "--hidden", "16", "--no-plot", "--quiet", "--seed", "3"]
     straight = run("train_mnist.py", "--epochs", "3", "--out", str(tmp_path / "a"), *common)
@@ -253,6 +254,7 @@ def test_missing_data_fails_with_a_clear_message(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_predict_on_both_csv_layouts_and_without_labels(trained, tmp_path):
     out, _ = trained
     csv_dir = tmp_path / "csv"

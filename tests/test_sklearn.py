@@ -45,6 +45,7 @@ def test_a_pipeline_classifies_digits(digits):
     assert clf.model_.sizes == [64, 64, 10]
 
 
+@pytest.mark.slow
 def test_grid_search_and_cross_validation_with_the_pool_equal_this_process(digits):
     x_train, _, y_train, _ = digits
     x, y = StandardScaler().fit_transform(x_train[:600]), y_train[:600]

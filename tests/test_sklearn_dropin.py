@@ -278,6 +278,7 @@ def test_the_readme_holds_the_parameter_and_attribute_tables():
     assert markdown() in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 @QUIET
 @pytest.mark.timeout(120)
 def test_cross_validation_with_jobs_and_the_pool_equals_this_process(iris):
