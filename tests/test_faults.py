@@ -362,6 +362,7 @@ def test_more_workers_than_cores_get_a_warning(caplog):
         (["--hidden", "0"], "argument --hidden: must be an integer >= 1"),
         (["--momentum", "nan"], "argument --momentum: must be a finite number in [0, 1)"),
         (["--rho", "5"], "argument --rho: must be a finite number in [0, 1)"),
+        (["--batch-size", "1e9"], "argument --batch-size: must be an integer >= 1, got '1e9'"),
         (["--target", "y"], "--target goes with --csv"),
         (["--test-csv", "t.csv"], "--test-csv goes with --csv"),
         (["--ray-address", "auto"], "--ray-address goes with --backend ray"),

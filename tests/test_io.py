@@ -229,3 +229,12 @@ def test_every_json_file_is_strict(tmp_path, model):
     strict = json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert strict["metadata"]["classes"] == [1.0, None]
     assert io.load_metadata(path)["classes"] == [1.0, None]
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_device_or_fifo_as_a_model_file_is_named(tmp_path, target):
+    if target == "fifo":
+        target = tmp_path / "m.npz"
+        os.mkfifo(target)
+    with pytest.raises(ModelFileError, match="not a regular file"):
+        io.load(target)

@@ -291,3 +291,14 @@ def test_cross_validation_with_jobs_and_the_pool_equals_this_process(iris):
     pooled = cross_val_score(NodenetClassifier(workers=2, **settings), x, y, cv=3, n_jobs=2)
     here = cross_val_score(NodenetClassifier(**settings), x, y, cv=3)
     np.testing.assert_allclose(pooled, here)
+
+
+def test_a_diverging_estimator_says_so_without_command_line_flags(iris):
+    from nodenet import DivergenceError
+
+    x, y = iris
+    linear = NodenetRegressor(learning_rate_init=10.0, solver="sgd", momentum=0.0)
+    linear.set_params(activation="identity", max_iter=50, n_iter_no_change=1000)
+    with pytest.raises(DivergenceError, match="try a lower learning rate than 10") as info:
+        linear.fit(x, y)
+    assert "--lr" not in str(info.value)
