@@ -205,11 +205,6 @@ def at(door: str) -> dict[str, Setting]:
     return {name: row for name, row in SETTINGS.items() if door in row.doors}
 
 
-def defaults(door: str) -> dict[str, Any]:
-    """``{name: default}`` of the settings at ``door``."""
-    return {name: _copy(row.default) for name, row in at(door).items()}
-
-
 def resolve(door: str, given: Mapping[str, Any], caller: str = "fit") -> dict[str, Any]:
     """Every setting of ``door``: ``given`` ones checked, the rest at their defaults. A
     name not in the table raises ``TypeError`` as Python does for an unknown keyword."""
