@@ -265,9 +265,10 @@ class Model:
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss and flat parameter gradients summed over the ``n`` samples.
 
-        ``x`` (n, N_0) raw inputs (normalised by the model's normaliser); ``y`` class indices (n,) or targets (n, N_L); ``training`` as in
-        :meth:`propagate` (a model with batch norm needs one). Returns ``(loss_sum, dW,
-        db)`` with ``dW`` shaped like ``weights`` and ``db`` like ``biases``.
+        ``x`` (n, N_0) raw inputs (normalised by the model's normaliser); ``y`` class
+        indices (n,) or targets (n, N_L); ``training`` as in :meth:`propagate` (a model
+        with batch norm needs one). Returns ``(loss_sum, dW, db)`` with ``dW`` shaped like
+        ``weights`` and ``db`` like ``biases``.
         """
         x = self._dense(x)
         t = self.targets(y, len(x))

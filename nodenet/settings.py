@@ -79,7 +79,7 @@ class Setting:
         """``value`` validated (an int given for a float becomes one); ``ValueError``
         naming the setting, and every kind of value it takes, otherwise."""
         label = label or self.name
-        if _plain(value) and any(_same(value, allowed) for allowed in self.also):
+        if any(_same(value, allowed) for allowed in self.also):
             return value
         if self.objects and isinstance(value, self.objects):
             return value
@@ -129,13 +129,9 @@ class Setting:
 
 
 def _same(value: Any, allowed: Any) -> bool:
-    """``value`` is ``allowed`` (``True`` is not ``1``, ``0`` is not ``False``)."""
+    """``value`` is ``allowed`` (``True`` is not ``1``, ``0`` is not ``False``; types are
+    compared first, so an array is never compared with ``==``)."""
     return type(value) is type(allowed) and value == allowed
-
-
-def _plain(value: Any) -> bool:
-    """A value that compares safely with ``==`` (not an array or an object)."""
-    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _settings(*rows: Setting) -> dict[str, Setting]:

@@ -90,8 +90,7 @@ def fit(
     s = resolve(FIT, settings)
     epochs, batch_size = s["epochs"], s["batch_size"]
     backend, workers, why = plan_workers(model, s["backend"], s["workers"], batch_size)
-    if why:
-        LOG.info(why)
+    LOG.info(why)
     require_int("initial_epoch", initial_epoch, 0)
     require_int("initial_batch", initial_batch, 0)
     optimizer = build_optimizer(s, model)

@@ -40,15 +40,13 @@ class Inbox:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._ready:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            readable = wait(self._open, left) if self._open else []
-            if not readable:
-                if not self._open and deadline is None:
-                    raise queue.Empty  # every worker is gone: nothing will come
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise queue.Empty
-                if not self._open:
-                    time.sleep(min(left, 0.05))
-                continue
+            if not self._open:  # every worker is gone: nothing will come
+                if left:
+                    time.sleep(left)
+                raise queue.Empty
+            readable = wait(self._open, left)
+            if not readable:  # timed out
+                raise queue.Empty
             for reader in readable:
                 try:
                     self._ready.append(reader.recv())

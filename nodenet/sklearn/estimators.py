@@ -166,17 +166,9 @@ class _NodenetEstimator(BaseEstimator):
         total weight ``batch_weight`` (scikit-learn divides its penalty by it)."""
         name = self.solver
         settings = {"lr": self.learning_rate_init, "average": self.average}
-        if name == "sgd":
+        if name == "sgd" and self.momentum:  # scikit-learn's sgd carries momentum
+            name = "nesterov" if self.nesterovs_momentum else "momentum"
             settings["momentum"] = self.momentum
-            name = (
-                "sgd"
-                if not self.momentum
-                else "nesterov"
-                if self.nesterovs_momentum
-                else "momentum"
-            )
-            if name == "sgd":
-                del settings["momentum"]
         elif name in ("adam", "adamw"):
             settings.update(beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
         decay = self.alpha / batch_weight if batch_weight > 0 else 0.0
