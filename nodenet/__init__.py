@@ -18,7 +18,9 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .checkpoint import Checkpoint, load_checkpoint
+from .conv import Conv2D, Conv2DTranspose
 from .data import DataError, Normaliser, load_mnist
+from .flatten import Flatten
 from .graph import Model
 from .history import History
 from .io import load
@@ -26,6 +28,7 @@ from .layer import Layer
 from .losses import BinaryCrossEntropy, CrossEntropy, SquaredError
 from .node import Node
 from .optimizers import SGD, Adagrad, Adam, AdamW, Momentum, Nesterov, RMSProp
+from .pooling import AvgPool2D, MaxPool2D, UpSampling2D
 from .training import fit
 
 __version__ = "0.1.0"
@@ -35,20 +38,25 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "AvgPool2D",
     "Backend",
     "BinaryCrossEntropy",
     "Callback",
     "Checkpoint",
+    "Conv2D",
+    "Conv2DTranspose",
     "CrossEntropy",
     "DataError",
     "DivergenceError",
     "EarlyStopping",
     "EpochLines",
+    "Flatten",
     "History",
     "Identity",
     "InProcess",
     "Layer",
     "LeakyReLU",
+    "MaxPool2D",
     "Model",
     "Momentum",
     "Nesterov",
@@ -63,6 +71,7 @@ __all__ = [
     "StepDecay",
     "Tanh",
     "TerminateOnNaN",
+    "UpSampling2D",
     "available_backends",
     "fit",
     "get_backend",

@@ -10,6 +10,11 @@ cache is cleared whenever a new pass starts (``Model.propagate``). The parameter
 gradients follow: ``dW(l) = delta(l).T @ a(l - 1)`` and ``db(l) = delta(l).sum(0)``,
 written straight into the flat gradient arrays at the layers' start indices.
 
+For an image layer the two layer-specific steps are its own
+(:meth:`~nodenet.layer.Layer.backward_input` for ``dloss_da(l)``,
+:meth:`~nodenet.layer.Layer.weight_gradient` for ``dW(l)``: a convolution's are GEMMs
+over im2col columns), and ``db(l)`` sums ``delta(l)`` over samples and positions.
+
 A layer with dropout scales ``dloss_da(l)`` by its mask before the activation's vjp. For
 a layer with batch norm, ``delta(l)`` is ``dLoss/du`` of its un-normalised ``u = a(l-1)
 @ W.T`` (:mod:`nodenet.batchnorm`), and its shift ``beta`` (the bias block) and scale
@@ -99,7 +104,7 @@ class Backprop:
             if self.weights is not None:
                 value = value * self.weights[:, None]
         else:
-            value = self.delta(l + 1) @ model.layers[l + 1].W
+            value = model.layers[l + 1].backward_input(self.delta(l + 1))
         self.computed["dloss_da", l] += 1
         self._dloss_da[l] = value
         return value
@@ -123,7 +128,7 @@ class Backprop:
                 upstream = upstream * layer.keep
             value = layer.activation.vjp(layer.z, layer.fz, upstream)
         if layer.norm is not None:
-            value, *self._normalised[l] = layer.norm.backward(value, layer.gamma)
+            value, *self._normalised[l] = layer.normalise_backward(value)
         self.computed["delta", l] += 1
         self._delta[l] = value
         return value
@@ -133,23 +138,27 @@ class Backprop:
         the flat arrays ``dW`` (shaped like ``weights``) and ``db`` (like ``biases``)."""
         model = self.model
         for l in range(model.depth, 0, -1):
+            if not model.layout.biases[l].shape[0]:
+                continue  # a layer without parameters (pooling, flattening)
             delta = self.delta(l)
-            dW_l = model.layer_weights(dW, l)
+            layer = model.layers[l]
             db_l = model.layer_biases(db, l)
-            prev_a = model.layers[l - 1].a
-            if accumulate:
-                dW_l += delta.T @ prev_a
-            else:
-                np.matmul(delta.T, prev_a, out=dW_l)
+            layer.weight_gradient(
+                delta, model.layers[l - 1].a, model.layer_weights(dW, l), accumulate
+            )
             if l in self._normalised:
                 dgamma, dbeta = self._normalised[l]
                 dgamma_l = model.layout.scales[l].view(dW)
                 dgamma_l[...] = dgamma + dgamma_l if accumulate else dgamma
                 db_l[...] = dbeta + db_l if accumulate else dbeta
-            elif accumulate:
-                db_l += delta.sum(axis=0)
-            else:
-                np.sum(delta, axis=0, out=db_l)
+            else:  # sum over samples (and positions) as a GEMV: for the few long
+                # columns of a convolution's delta, 10x faster than np.sum
+                rows = delta.reshape(-1, len(db_l))
+                ones = np.ones(len(rows), rows.dtype)
+                if accumulate:
+                    db_l += ones @ rows
+                else:
+                    np.matmul(ones, rows, out=db_l)
 
 
 def batch_gradient(
@@ -195,7 +204,7 @@ def backward(
     model.backprop.begin_from_output(np.asarray(output_gradient, dtype=model.dtype))
     dW, db = np.zeros_like(model.weights), np.zeros_like(model.biases)
     model.backprop.parameter_gradients(dW, db)
-    return dW, db, model.backprop.dloss_da(0).copy()
+    return dW, db, model.layers[0].flat(model.backprop.dloss_da(0))
 
 
 def input_gradient(model: Model, x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -203,4 +212,4 @@ def input_gradient(model: Model, x: np.ndarray, t: np.ndarray) -> np.ndarray:
     targets ``t``: the recursion carried one layer further, to the inputs."""
     model.propagate(x)
     model.backprop.begin(t)
-    return model.backprop.dloss_da(0).copy()
+    return model.layers[0].flat(model.backprop.dloss_da(0))

@@ -10,6 +10,7 @@ Both are views, so an optimizer step on the flat arrays updates every layer at o
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .architectures import layer_from_config
 from .backprop import Backprop, backward, batch_gradient, input_gradient
 from .data.sparse import SparseRows, is_sparse
 from .dropout import TrainingPass
 from .init import initialise
-from .layer import InputLayer, Layer
+from .layer import InputLayer, Layer, shape_text
 from .layout import ParameterLayout
 from .losses import Loss, get_loss
 from .node import Node
@@ -47,13 +49,16 @@ def available_memory() -> int | None:
 
 
 class Model:
-    """A multi-layer perceptron: ``Model(784, CrossEntropy(), [Layer(128, ReLU()), ...])``.
+    """A multi-layer perceptron: ``Model(784, CrossEntropy(), [Layer(128, ReLU()), ...])``,
+    or a convolutional net over images of ``(channels, height, width)``:
+    ``Model((1, 28, 28), "cross_entropy", [Conv2D(6, 5), MaxPool2D(2), Flatten(),
+    Layer(10, "softmax")])``. Inputs always arrive flat, (n, N_0).
 
-    ``layers[0]`` is the input layer; ``layers[1:]`` are the given layers. Call
-    :meth:`construct` before use.
+    ``layers[0]`` is the input layer; ``layers[1:]`` are the given layers, each built
+    for the shape of the one before it. Call :meth:`construct` before use.
     """
 
-    def __init__(self, input_size: int, loss: str | Loss, layers: Sequence[Layer]):
+    def __init__(self, input_size: int | Sequence[int], loss: str | Loss, layers: Sequence[Layer]):
         if not layers:
             raise ValueError("a model needs at least one layer")
         for layer in layers:
@@ -61,10 +66,18 @@ class Model:
                 raise ValueError(f"layers must be Layer objects, got {layer!r}")
         if layers[-1].dropout:
             raise ValueError("dropout on the output layer is not supported: drop hidden units")
+        if len(set(map(id, layers))) != len(layers):
+            raise ValueError("a layer object appears twice: make one per position")
         self.loss = get_loss(loss)
         self.layers: list[Layer] = [InputLayer(input_size), *layers]
-        normalised = [l for l, layer in enumerate(self.layers) if layer.batch_norm]
-        self.layout = ParameterLayout(self.sizes, normalised)
+        for prev, layer in itertools.pairwise(self.layers):
+            layer.build(prev.shape)
+        if len(self.layers[-1].shape) != 1:
+            raise ValueError(
+                f"the output layer gives {shape_text(self.layers[-1].shape)}: the output "
+                f"must be flat, so end the model with Flatten() (or a dense Layer)"
+            )
+        self.layout = ParameterLayout([layer.parameters for layer in self.layers[1:]])
         self.weights: np.ndarray | None = None
         self.biases: np.ndarray | None = None
         #: running mean and variance of the batch-norm layers (see ``layout.running``)
@@ -92,7 +105,13 @@ class Model:
 
     @property
     def input_size(self) -> int:
+        """Inputs per sample, ``N_0`` (the product of an image input's shape)."""
         return self.layers[0].size
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """``(N_0,)``, or ``(channels, height, width)`` for images."""
+        return self.layers[0].shape
 
     @property
     def output_size(self) -> int:
@@ -174,7 +193,8 @@ class Model:
         self.backprop.clear()
 
     def layer_weights(self, flat: np.ndarray, l: int) -> np.ndarray:
-        """Layer ``l``'s ``(N_l, N_{l-1})`` view into any flat weight-shaped array."""
+        """Layer ``l``'s view into any flat weight-shaped array: ``(N_l, N_{l-1})`` for a
+        dense layer (see :mod:`nodenet.layout` for the others)."""
         return self.layout.weights[l].view(flat)
 
     def layer_biases(self, flat: np.ndarray, l: int) -> np.ndarray:
@@ -331,13 +351,15 @@ class Model:
 
     def __repr__(self) -> str:
         body = ", ".join(repr(layer) for layer in self.layers[1:])
-        return f"Model({self.input_size}, {self.loss!r}, [{body}])"
+        shape = self.input_shape
+        return f"Model({shape if len(shape) == 3 else shape[0]}, {self.loss!r}, [{body}])"
 
     # ------------------------------------------------------------ description
     def config(self) -> dict:
         """JSON-serialisable architecture; ``Model.from_config`` rebuilds it."""
+        shape = self.input_shape
         return {
-            "input_size": self.input_size,
+            "input_size": list(shape) if len(shape) == 3 else self.input_size,
             "loss": self.loss.name,
             "layers": [layer.config() for layer in self.layers[1:]],
         }
@@ -352,15 +374,9 @@ class Model:
     def from_config(cls, config: dict) -> Model:
         """Rebuild an (unconstructed) model from :meth:`config` output."""
         try:
-            layers = [
-                Layer(
-                    int(spec["size"]),
-                    spec["activation"],
-                    spec.get("dropout", 0.0),
-                    spec.get("batch_norm", False),
-                )
-                for spec in config["layers"]
-            ]
-            return cls(int(config["input_size"]), config["loss"], layers)
+            layers = [layer_from_config(spec) for spec in config["layers"]]
+            shape = config["input_size"]
+            shape = tuple(int(n) for n in shape) if isinstance(shape, list) else int(shape)
+            return cls(shape, config["loss"], layers)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"invalid model architecture: missing or bad field {exc}") from exc

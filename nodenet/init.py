@@ -1,6 +1,8 @@
 """Weight initialisation: He (Kaiming), Xavier, Glorot (scikit-learn's) and LeCun uniform.
 
-Each rule draws a layer's weights ``(fan_out, fan_in)`` and biases ``(fan_out,)``:
+Each rule draws a layer's weights ``(fan_out, fan_in)`` and biases ``(fan_out,)``
+(a convolution's fans count its kernel: ``channels * kh * kw`` in, ``filters * kh *
+kw`` out, as in PyTorch and Keras):
 
 - ``he``: weights normal with std ``sqrt(2 / fan_in)``, biases zero (ReLU-like layers);
 - ``xavier``: weights uniform on ``+-sqrt(6 / (fan_in + fan_out))``, biases zero;
@@ -30,20 +32,22 @@ def _limit(rule: str, fan_in: int, fan_out: int, factor: float) -> float:
     return np.sqrt((6.0 if rule == "xavier" else factor) / (fan_in + fan_out))
 
 
-def weights(rule: str, fan_in: int, fan_out: int, rng, factor: float = 6.0) -> np.ndarray:
-    """A layer's weights ``(fan_out, fan_in)`` drawn by ``rule``."""
+def weights(rule: str, fan_in: int, fan_out: int, rng, factor: float, shape) -> np.ndarray:
+    """A layer's weights of ``shape`` (``(fan_out, fan_in)`` for a dense layer) drawn by
+    ``rule``."""
     if rule == "he":
-        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_out, fan_in))
+        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
     limit = _limit(rule, fan_in, fan_out, factor)
-    return rng.uniform(-limit, limit, size=(fan_out, fan_in))
+    return rng.uniform(-limit, limit, size=shape)
 
 
-def biases(rule: str, fan_in: int, fan_out: int, rng, factor: float = 6.0) -> np.ndarray:
-    """A layer's biases ``(fan_out,)`` drawn by ``rule`` (zero for he and xavier)."""
+def biases(rule: str, fan_in: int, fan_out: int, rng, factor: float, shape) -> np.ndarray:
+    """A layer's biases of ``shape`` (one per node, or per filter) drawn by ``rule``
+    (zero for he and xavier)."""
     if rule in ("he", "xavier"):
-        return np.zeros(fan_out)
+        return np.zeros(shape)
     limit = _limit(rule, fan_in, fan_out, factor)
-    return rng.uniform(-limit, limit, size=fan_out)
+    return rng.uniform(-limit, limit, size=shape)
 
 
 #: the rules by name (``kaiming`` is ``he``)
@@ -67,10 +71,12 @@ def initialise(model: Model, method: str, rng: np.random.Generator) -> None:
     hidden = model.layers[1].activation if model.depth > 1 else None
     factor = 2.0 if isinstance(hidden, Sigmoid) else 6.0
     for layer in model.layers[1:]:
-        fan_out, fan_in = layer.W.shape
-        layer.W[...] = weights(rule, fan_in, fan_out, rng, factor)
+        if not layer.b.size:
+            continue  # no parameters (pooling, flattening)
+        fan_in, fan_out = layer.fans
+        layer.W[...] = weights(rule, fan_in, fan_out, rng, factor, layer.W.shape)
         if layer.batch_norm:  # scale one, shift zero: the layer starts as plain xhat
             layer.gamma[...] = 1
             layer.b[...] = 0
         else:
-            layer.b[...] = biases(rule, fan_in, fan_out, rng, factor)
+            layer.b[...] = biases(rule, fan_in, fan_out, rng, factor, layer.b.shape)

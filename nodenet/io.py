@@ -110,16 +110,16 @@ def expected_headers(description: dict) -> dict[str, tuple[tuple[int, ...], str]
     """What each entry of a file with this architecture must look like: shape and dtype
     kind (``"f"`` float of the model's dtype, ``"U"`` text). Checkpoint entries
     (``opt_0_*``, ``callback_*``, ...) follow the flat weights or biases."""
-    layout = Model.from_config(description).layout
-    sizes = layout.sizes
+    model = Model.from_config(description)
+    layout = model.layout
     dtype = description["dtype"]
     w, b = ((layout.n_weights,), dtype), ((layout.n_biases,), dtype)
     return {
         "weights": w,
         "biases": b,
         "running": ((layout.n_running,), dtype),
-        "normaliser_mean": ((sizes[0],), "float32"),
-        "normaliser_std": ((sizes[0],), "float32"),
+        "normaliser_mean": ((model.input_size,), "float32"),
+        "normaliser_std": ((model.input_size,), "float32"),
         "opt_0_": w,
         "opt_1_": b,
         "callback_": w,  # or biases (see _check_entry)

@@ -77,3 +77,63 @@ def _dropout_mask(rows, size, base, golden, mix_1, mix_2, rate, scale, out):
 
 
 dropout_mask = njit(cache=True, error_model="numpy")(_dropout_mask) if available else None
+
+
+def _max_pool(x, kh, kw, sh, sw, z, where):
+    """For every window of ``x`` (n, h, w, c) at ``(y, x)``: ``z`` its maximum and
+    ``where`` the offset ``i * kw + j`` of the first entry (row-major) that holds it,
+    both (n, out_h, out_w, c). One pass, the windows' entries read where they sit."""
+    n, out_h, out_w, channels = z.shape
+    for b in range(n):
+        for y in range(out_h):
+            for x_ in range(out_w):
+                for c in range(channels):
+                    best = x[b, y * sh, x_ * sw, c]
+                    k = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = x[b, y * sh + i, x_ * sw + j, c]
+                            if v > best:
+                                best = v
+                                k = i * kw + j
+                    z[b, y, x_, c] = best
+                    where[b, y, x_, c] = k
+
+
+def _max_unpool(g, where, kw, sh, sw, dx):
+    """Add each window's gradient ``g`` (n, out_h, out_w, c) onto the entry of ``dx``
+    (n, h, w, c, zeros on entry) that ``where`` names: max pooling's backward pass."""
+    n, out_h, out_w, channels = g.shape
+    for b in range(n):
+        for y in range(out_h):
+            for x_ in range(out_w):
+                for c in range(channels):
+                    k = where[b, y, x_, c]
+                    dx[b, y * sh + k // kw, x_ * sw + k % kw, c] += g[b, y, x_, c]
+
+
+max_pool = njit(cache=True, error_model="numpy")(_max_pool) if available else None
+max_unpool = njit(cache=True, error_model="numpy")(_max_unpool) if available else None
+
+
+def _col2im(cols, kh, kw, sh, sw, out):
+    """Add every row of ``cols`` (n * out_h * out_w, kh * kw * c), a window in ``(i, j,
+    channel)`` order, onto its window of ``out`` (n, h, w, c), C-contiguous: one window
+    row ``i`` is one contiguous run of ``kw * c`` numbers on both sides (NumPy's
+    strided adds over short runs: 3.9 ms against 0.7 ms for LeNet-5's second layer)."""
+    n, height, width, channels = out.shape
+    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    run = kw * channels
+    rows = out.reshape(n, height, width * channels)
+    for b in range(n):
+        for y in range(out_h):
+            for x_ in range(out_w):
+                window = cols[(b * out_h + y) * out_w + x_]
+                start = x_ * sw * channels
+                for i in range(kh):
+                    target = rows[b, y * sh + i]
+                    for k in range(run):
+                        target[start + k] += window[i * run + k]
+
+
+col2im = njit(cache=True, error_model="numpy")(_col2im) if available else None

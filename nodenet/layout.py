@@ -1,12 +1,15 @@
 """Where each layer's parameters live in the ONE flat weight and ONE flat bias array.
 
-For layer sizes ``[N_0, N_1, ..., N_L]`` layer ``l`` (``l = 1..L``) owns the weight block
-``weights[start : stop]`` seen as shape ``(N_l, N_{l-1})`` (row ``j`` holds the weights
-into node ``j``) and the bias block ``biases[start : stop]`` of shape ``(N_l,)``. A layer
-with batch normalisation also owns the scale block ``gamma`` (N_l,) right after its
-weight block; its bias block is the shift ``beta`` (the normalised ``z`` needs no other
-bias). Its running mean and variance (not trained, so kept apart from the parameters)
-are the block ``running[start : stop]`` of shape ``(2, N_l)``. Every
+Layer ``l`` (``l = 1..L``) owns the weight block ``weights[start : stop]`` seen with the
+layer's own weight shape: ``(N_l, N_{l-1})`` for a dense layer (row ``j`` holds the
+weights into node ``j``), ``(filters, kh * kw * channels)`` for a convolution (its
+kernels, see :mod:`nodenet.conv`), ``(0, 0)`` for a
+layer without weights (pooling, flattening). Its bias block ``biases[start : stop]``
+holds one bias per node of a dense layer, per filter of a convolution. A layer with
+batch normalisation also owns the scale block ``gamma`` (one per node, or per channel)
+right after its weight block; its bias block is the shift ``beta`` (the normalised
+``z`` needs no other bias). Its running mean and variance (not trained, so kept apart
+from the parameters) are the block ``running[start : stop]`` of shape ``(2, k)``. Every
 piece of code that slices the flat arrays by layer (the layer views, gradients, gradient
 checks, the workers' split optimizer step) goes through this table.
 """
@@ -33,34 +36,45 @@ class Block:
         return flat[self.start : self.stop].reshape(self.shape)
 
 
+@dataclass(frozen=True)
+class LayerParameters:
+    """What one layer keeps in the flat arrays: its weight block's ``weights`` shape,
+    ``biases`` (how many) and ``scales`` (batch-norm scales, and running mean and
+    variance pairs: 0 without batch norm)."""
+
+    weights: tuple[int, ...]
+    biases: int
+    scales: int = 0
+
+
 class ParameterLayout:
-    """The start-index tables of a model with layer sizes ``sizes`` (input first) and
-    the numbers of the layers with batch normalisation, ``normalised``.
+    """The start-index tables of a model whose layers ``1..L`` keep ``parameters``
+    (a :class:`LayerParameters` per layer, in order).
 
     ``weights[l]``, ``scales[l]``, ``biases[l]`` and ``running[l]`` are the
     :class:`Block` of layer ``l`` (empty where the layer has none; index 0 is the input
-    layer, with no parameters, so that indices match layer numbers). ``n_weights``,
-    ``n_biases`` and ``n_running`` are the lengths of the flat arrays.
+    layer, with no parameters, so that indices match layer numbers). ``normalised``:
+    the numbers of the layers with batch normalisation. ``n_weights``, ``n_biases`` and
+    ``n_running`` are the lengths of the flat arrays.
     """
 
-    def __init__(self, sizes: Sequence[int], normalised: Sequence[int] = ()):
-        self.sizes = tuple(int(n) for n in sizes)
-        self.normalised = tuple(sorted(int(l) for l in normalised))
+    def __init__(self, parameters: Sequence[LayerParameters]):
         self.weights: list[Block] = [Block(0, 0, (0, 0))]
         self.scales: list[Block] = [Block(0, 0, (0,))]
         self.biases: list[Block] = [Block(0, 0, (0,))]
         self.running: list[Block] = [Block(0, 0, (2, 0))]
         w = b = r = 0
-        for l in range(1, len(self.sizes)):
-            n, n_prev = self.sizes[l], self.sizes[l - 1]
-            self.weights.append(Block(w, w + n * n_prev, (n, n_prev)))
-            w += n * n_prev
-            k = n if l in self.normalised else 0
+        for p in parameters:
+            n_w = int(np.prod(p.weights))
+            self.weights.append(Block(w, w + n_w, tuple(p.weights)))
+            w += n_w
+            k = p.scales
             self.scales.append(Block(w, w + k, (k,)))
             self.running.append(Block(r, r + 2 * k, (2, k)))
-            self.biases.append(Block(b, b + n, (n,)))
-            w, b, r = w + k, b + n, r + 2 * k
+            self.biases.append(Block(b, b + p.biases, (p.biases,)))
+            w, b, r = w + k, b + p.biases, r + 2 * k
         self.n_weights, self.n_biases, self.n_running = w, b, r
+        self.normalised = tuple(l for l, block in enumerate(self.scales) if block.shape[0])
 
     @property
     def weight_start(self) -> list[int]:

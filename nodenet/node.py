@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 
 class Node:
     """One node ``j`` of a layer. ``z``, ``a`` (shape ``(n,)``), ``weights_in``
-    (shape ``(N_{l-1},)``) and ``bias`` (shape ``(1,)``) are views into its layer."""
+    (shape ``(N_{l-1},)``) and ``bias`` (shape ``(1,)``) are views into its layer.
+
+    In an image layer node ``j`` is entry ``j`` of a sample's output laid out
+    channels-last, ``(height, width, channels)``: one channel at one position (see
+    :class:`nodenet.conv.ConvNode` and the pooling nodes)."""
 
     def __init__(self, layer: Layer, index: int):
         self.layer = layer
@@ -21,11 +25,11 @@ class Node:
 
     @property
     def z(self) -> np.ndarray:
-        return self.layer.z[:, self.index]
+        return self.layer.z.reshape(len(self.layer.z), -1)[:, self.index]
 
     @property
     def a(self) -> np.ndarray:
-        return self.layer.a[:, self.index]
+        return self.layer.a.reshape(len(self.layer.a), -1)[:, self.index]
 
     @property
     def weights_in(self) -> np.ndarray:
@@ -51,19 +55,20 @@ class Node:
 
 
 class Nodes(Sequence):
-    """A layer's nodes, made when asked for (``layer.nodes[j]``, ``len``, iteration): a
-    layer of a hundred million units costs nothing until its nodes are read."""
+    """A layer's nodes, of class ``kind``, made when asked for (``layer.nodes[j]``,
+    ``len``, iteration): a layer of a hundred million units costs nothing until its
+    nodes are read."""
 
-    def __init__(self, layer: Layer):
-        self.layer = layer
+    def __init__(self, layer: Layer, kind: type[Node]):
+        self.layer, self.kind = layer, kind
 
     def __len__(self) -> int:
         return self.layer.size
 
     def __getitem__(self, j):
         if isinstance(j, slice):
-            return [Node(self.layer, k) for k in range(*j.indices(len(self)))]
+            return [self.kind(self.layer, k) for k in range(*j.indices(len(self)))]
         k = j + len(self) if j < 0 else j
         if not 0 <= k < len(self):
             raise IndexError(f"node {j} of a layer of {len(self)} nodes")
-        return Node(self.layer, k)
+        return self.kind(self.layer, k)
