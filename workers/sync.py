@@ -21,7 +21,7 @@ from .ring import Ring, fence
 
 def sums_shape(model, workers: int) -> tuple[int, ...]:
     """Shape of the ``bn_sums`` array for ``model`` (empty without batch norm)."""
-    widths = [model.layout.sizes[l] for l in model.layout.normalised]
+    widths = [model.layout.scales[l].shape[0] for l in model.layout.normalised]
     return (2, workers, 3, max(widths, default=0))
 
 
