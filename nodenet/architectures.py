@@ -66,8 +66,27 @@ LENET5 = {
     ],
 }
 
+#: every image layer once, small enough for ``nodenet gradcheck --arch every-layer`` to
+#: check every parameter: strides, both paddings, odd sizes, batch norm on a
+#: convolution, overlapping pooling windows, dropout
+EVERY_LAYER = {
+    "input_shape": [2, 9, 8],
+    "layers": [
+        {"type": "conv2d", "filters": 3, "kernel": 3, "stride": 2, "padding": "same",
+         "activation": "tanh", "batch_norm": True},
+        {"type": "max_pool2d", "pool": 2, "stride": 1},
+        {"type": "up_sampling2d", "size": [2, 1]},
+        {"type": "conv2d_transpose", "filters": 2, "kernel": [3, 2], "stride": 2,
+         "activation": "sigmoid", "dropout": 0.2},
+        {"type": "avg_pool2d", "pool": 3, "stride": 2},
+        {"type": "conv2d", "filters": 2, "kernel": 2, "activation": "tanh"},
+        {"type": "flatten"},
+        {"type": "dense", "size": 5, "activation": "tanh"},
+    ],
+}  # fmt: skip
+
 #: the architectures known by name
-NAMED = {"lenet5": LENET5}
+NAMED = {"lenet5": LENET5, "every-layer": EVERY_LAYER}
 
 
 def read_architecture(spec: str | os.PathLike) -> tuple[tuple[int, ...], list[Layer]]:

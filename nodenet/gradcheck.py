@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .architectures import read_architecture
 from .backprop import batch_evaluate
 from .cli.flags import add_flags
 from .dropout import TrainingPass
@@ -116,6 +117,7 @@ def check_gradients(
 GRADCHECK_SETTINGS = {
     row.name: row
     for row in (
+        Setting("arch", "str", None, "an image network instead of --inputs and --hidden: a name (every-layer, lenet5) or a JSON file as for nodenet train --arch; --outputs are added", "network", also=(None,), metavar="NAME|FILE"),
         Setting("inputs", "int", 10, "input width", "network", low=1),
         Setting("hidden", "ints", [16, 8], "hidden layer sizes", "network", low=1, metavar="N"),
         Setting("outputs", "int", 4, "output nodes", "network", low=1),
@@ -125,6 +127,7 @@ GRADCHECK_SETTINGS = {
         Setting("dropout", "float", 0.0, "hidden dropout rate", "network", low=0, high=1),
         Setting("batch_norm", "bool", False, "batch norm in the hidden layers", "network"),
         Setting("samples", "int", 8, "batch size", "check", low=1),
+        Setting("per_layer", "int", None, "check this many parameters of each kind per layer, chosen at random (default: all)", "check", low=1, also=(None,), metavar="N"),
         Setting("eps", "float", 1e-5, "finite-difference step", "check", low=0, high=1, open_low=True),
         Setting("seed", "int", 0, "seed of the network and the data", "check", low=0),
         Setting("tolerance", "float", 1e-6, "fail above this relative error", "check", low=0, open_low=True),
@@ -143,13 +146,20 @@ def main(argv: list[str] | None = None, prog: str = "nodenet gradcheck") -> int:
     if args.output_activation == "softmax" and args.outputs < 2:
         parser.error("--outputs 1 with a softmax output is always 1: use 2 or more outputs")
 
-    layers = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
+    if args.arch is None:
+        shape = args.inputs
+        layers = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
+    else:
+        try:
+            shape, layers = read_architecture(args.arch)
+        except ValueError as exc:
+            parser.error(str(exc))
     layers.append(Layer(args.outputs, args.output_activation))
     # He init: weights large enough that every gradient stands well above the
     # finite-difference noise of float64
-    model = Model(args.inputs, args.loss, layers).construct(args.seed, "he", np.float64)
+    model = Model(shape, args.loss, layers).construct(args.seed, "he", np.float64)
     rng = np.random.default_rng(args.seed)
-    x = rng.normal(size=(args.samples, args.inputs))
+    x = rng.normal(size=(args.samples, model.input_size))
     if model.loss.name == "cross_entropy":
         y = rng.integers(0, args.outputs, size=args.samples)
     else:
@@ -157,7 +167,7 @@ def main(argv: list[str] | None = None, prog: str = "nodenet gradcheck") -> int:
     print(f"{model}\n{'layer':>5} {'weights':>12} {'biases':>12} {'scales':>12}")
     worst = 0.0
     training = TrainingPass(np.arange(args.samples), args.seed, step=1)
-    for check in check_gradients(model, x, y, args.eps, None, training=training):
+    for check in check_gradients(model, x, y, args.eps, args.per_layer, training=training):
         errors = (check.weight_error, check.bias_error, check.scale_error)
         print(f"{check.layer:>5} " + " ".join(f"{e:>12.3e}" for e in errors))
         worst = max(worst, check.max_error)

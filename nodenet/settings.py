@@ -147,6 +147,7 @@ NOT_STORED = frozenset({FIT, CLI})
 #: every setting, in the order ``--help`` shows them
 SETTINGS: dict[str, Setting] = _settings(
     # ------------------------------------------------------------------ network
+    Setting("arch", "str", None, "a convolutional network instead of dense hidden layers: a name (lenet5) or a JSON file {\"input_shape\": [C, H, W], \"layers\": [...]} (see docs/guide.md); the output layer is added for the data", NETWORK, STORED_FLAG, also=(None,), metavar="NAME|FILE"),
     Setting("hidden", "ints", [128, 64], "sizes of the hidden layers", NETWORK, STORED_FLAG, low=1, metavar="N"),
     Setting("activation", "str", "relu", "activation of the hidden layers (the output layer is Softmax)", NETWORK, STORED_FLAG, choices=HIDDEN_ACTIVATIONS),
     Setting("dropout", "float", 0.0, "inverted dropout on the hidden layers' activations while training", NETWORK, STORED_FLAG, low=0, high=1, metavar="RATE"),

@@ -3,6 +3,11 @@ against finite differences (float64), the fast path against the readable node vi
 output shapes, the compiled kernels against the NumPy path, and the flat storage
 (views, files, checkpoints)."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +20,7 @@ from nodenet import (
     MaxPool2D,
     Model,
     UpSampling2D,
+    fit,
     io,
 )
 from nodenet import kernels
@@ -106,13 +112,16 @@ def test_gradients_equal_finite_differences(case):
 
 
 def test_the_input_gradient_through_convolutions_equals_finite_differences():
-    shape, layers = (2, 7, 6), [
-        Conv2D(3, 3, stride=2, padding="same", activation="tanh"),
-        MaxPool2D(2),
-        UpSampling2D(2),
-        Conv2DTranspose(2, 3, activation="sigmoid"),
-        Flatten(),
-    ]
+    shape, layers = (
+        (2, 7, 6),
+        [
+            Conv2D(3, 3, stride=2, padding="same", activation="tanh"),
+            MaxPool2D(2),
+            UpSampling2D(2),
+            Conv2DTranspose(2, 3, activation="sigmoid"),
+            Flatten(),
+        ],
+    )
     model = conv_model(shape, layers)
     x, y = RNG.normal(size=(3, 84)), np.array([0, 3, 1])
     analytic = model.input_gradient(x, y)
@@ -130,9 +139,7 @@ def test_max_pool_ties_send_the_whole_gradient_to_the_first_maximum():
     """A window of equal entries has no derivative; the gradient goes to its first entry
     (row-major), as PyTorch does, so it is neither lost nor counted twice, and matches the
     one-sided derivative of that entry."""
-    model = Model((1, 4, 4), "squared_error", [MaxPool2D(2), Flatten()]).construct(
-        dtype=np.float64
-    )
+    model = Model((1, 4, 4), "squared_error", [MaxPool2D(2), Flatten()]).construct(dtype=np.float64)
     x = np.zeros((1, 16))
     x[0, [0, 1, 4, 5]] = 2.0  # first window: four tied maxima
     x[0, [2, 3, 6, 7]] = [1, 3, 3, 0]  # second window: a tie at offsets 1 and 2
@@ -154,12 +161,15 @@ def test_max_pool_ties_send_the_whole_gradient_to_the_first_maximum():
 @pytest.mark.parametrize("use_kernels", [True, False], ids=["numba", "numpy"])
 def test_the_compiled_kernels_equal_the_numpy_path(monkeypatch, use_kernels):
     """Max pooling (with ties) and col2im give the same numbers either way."""
-    shape, layers = CASES["transposed-stride2-same"][0], [
-        Conv2D(3, 3, padding="same", activation="relu"),
-        MaxPool2D(2, stride=1),
-        Conv2DTranspose(2, 3, stride=2),
-        Flatten(),
-    ]
+    shape, layers = (
+        CASES["transposed-stride2-same"][0],
+        [
+            Conv2D(3, 3, padding="same", activation="relu"),
+            MaxPool2D(2, stride=1),
+            Conv2DTranspose(2, 3, stride=2),
+            Flatten(),
+        ],
+    )
     model = conv_model(shape, layers)
     x = np.round(RNG.normal(size=(4, 40)), 1)  # rounded: ties in the pooling windows
     y = RNG.integers(0, 4, size=4)
@@ -299,7 +309,7 @@ def test_kernels_and_biases_are_views_of_the_one_flat_array():
 
 
 def test_a_conv_model_survives_a_file_and_a_checkpoint(tmp_path, mnist_small):
-    from nodenet import Checkpoint, fit, load_checkpoint
+    from nodenet import Checkpoint, load_checkpoint
 
     x, y = mnist_small
     model = lenet(batch_norm=True)
@@ -321,3 +331,110 @@ def test_named_architectures_build():
     for name in NAMED:
         shape, hidden = read_architecture(name)
         Model(shape, "cross_entropy", [*hidden, Layer(10, "softmax")])
+
+
+def _nodenet(*args: str, cwd) -> subprocess.CompletedProcess:
+    command = [str(Path(sys.executable).parent / "nodenet"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def image_csv(tmp_path_factory):
+    """A CSV of 200 random 6x6 two-channel images whose class is the brighter channel."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    x = rng.uniform(size=(200, 2, 6, 6))
+    x[np.arange(200), y] += 0.5
+    header = ",".join([f"p{i}" for i in range(72)] + ["label"])
+    rows = np.column_stack([x.reshape(200, -1), y])
+    np.savetxt(folder / "images.csv", rows, delimiter=",", header=header, comments="", fmt="%.4g")
+    return folder / "images.csv"
+
+
+def test_nodenet_train_takes_an_architecture_file(tmp_path, image_csv):
+    arch = {
+        "input_shape": [2, 6, 6],
+        "layers": [
+            {"type": "conv2d", "filters": 4, "kernel": 3, "padding": "same", "batch_norm": True},
+            {"type": "max_pool2d", "pool": 2},
+            {"type": "flatten", "dropout": 0.1},
+        ],
+    }
+    (tmp_path / "arch.json").write_text(json.dumps(arch))
+    done = _nodenet("train", "--csv", str(image_csv), "--target", "label", "--arch",
+                    "arch.json", "--epochs", "15", "--batch-size", "16", "--out", "run", "--no-plot",
+                    "--quiet",
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    model = io.load(tmp_path / "run")
+    assert [type(layer).__name__ for layer in model.layers[1:]] == [
+        "Conv2D", "MaxPool2D", "Flatten", "Layer"
+    ]  # fmt: skip
+    assert model.input_shape == (2, 6, 6) and model.layers[1].batch_norm
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["validation_accuracy"] > 0.9
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--arch", "lenet5"], "takes (1, 28, 28) images (784 values) but the data has 72"),
+        (["--arch", "nope.json"], "not a known architecture (lenet5, every-layer)"),
+        (["--arch", "lenet5", "--hidden", "10"], "--hidden describes the dense network"),
+        (["--arch", "bad.json"], "not valid JSON"),
+    ],
+)
+def test_nodenet_train_names_a_bad_architecture(tmp_path, image_csv, flags, message):
+    (tmp_path / "bad.json").write_text("{")
+    done = _nodenet("train", "--csv", str(image_csv), "--target", "label", *flags,
+                    "--epochs", "1", "--out", "run", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_nodenet_gradcheck_covers_every_image_layer(tmp_path):
+    done = _nodenet("gradcheck", "--arch", "every-layer", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for kind in ("Conv2D", "MaxPool2D", "UpSampling2D", "Conv2DTranspose", "AvgPool2D"):
+        assert kind in done.stdout
+    assert "ok" in done.stdout.splitlines()[-1]
+
+
+def image_blobs(n: int = 240):
+    """``n`` random (2, 8, 8) images in 3 classes, told apart by a bright corner."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 2, 8, 8))
+    for k in range(3):
+        x[y == k, 0, 2 * k : 2 * k + 3, :3] += 2.0
+    return x.reshape(n, -1), y
+
+
+def conv_net(dtype=np.float64) -> Model:
+    """Every image layer, batch norm on two of them and dropout on two."""
+    layers = [
+        Conv2D(4, 3, padding="same", activation="relu", batch_norm=True),
+        MaxPool2D(2),
+        UpSampling2D(2),
+        Conv2DTranspose(3, 3, stride=2, padding="same", activation="tanh", dropout=0.2),
+        AvgPool2D(2),
+        Conv2D(3, 3, stride=2, activation="relu", batch_norm=True),
+        Flatten(dropout=0.1),
+        Layer(3, "softmax"),
+    ]
+    return Model((2, 8, 8), "cross_entropy", layers).construct(seed=4, dtype=dtype)
+
+
+@pytest.mark.parametrize("workers, chunk", [(1, None), (2, None), (3, 7)])
+def test_the_pool_trains_a_conv_net_as_this_process_does(workers, chunk):
+    x, y = image_blobs()
+    settings = dict(epochs=2, batch_size=32, seed=3, validation=0.2)
+    reference = conv_net()
+    expected = fit(reference, x, y, **settings)
+    model = conv_net()
+    history = fit(model, x, y, workers=workers, chunk=chunk, **settings)
+    np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.biases, reference.biases, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.running, reference.running, rtol=1e-9, atol=1e-12)
+    for got, want in zip(history.epochs, expected.epochs, strict=True):
+        assert got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-9)
+        assert got["accuracy"] == want["accuracy"]

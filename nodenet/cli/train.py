@@ -20,6 +20,7 @@ import numpy as np
 from stopwatch import Stopwatch
 
 from nodenet import Layer, Model, fit, settings
+from nodenet.architectures import read_architecture
 from nodenet.callbacks import DivergenceError, EpochLines
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.data import (
@@ -51,12 +52,18 @@ def main(argv: list[str] | None = None, prog: str = "nodenet train") -> int:
     ):
         if value is not None and not ok:
             parser.error(f"{flag} goes with {needs}; it would be ignored here")
+    given = given_flags(parser, argv)
+    if args.arch is not None:
+        for key in ("hidden", "activation", "dropout", "batch_norm"):
+            if key in given:
+                flag = "--" + key.replace("_", "-")
+                parser.error(f"{flag} describes the dense network; --arch gives the whole network")
     if args.csv:  # what the run trains on is the CSV file
         args.dataset = None
     if args.out is None:
         args.out = f"runs/{Path(args.csv).stem if args.csv else args.dataset}"
     try:
-        return run(args, given_flags(parser, argv))
+        return run(args, given)
     except KeyboardInterrupt as exc:  # outside fit: before or after training
         print("\ninterrupted", file=sys.stderr)
         return 128 + getattr(exc, "signum", signal.SIGINT)
@@ -200,13 +207,23 @@ def train_into(out: Path, args: argparse.Namespace, state) -> int:
 
 
 def new_model(args: argparse.Namespace, data) -> Model:
-    """The network ``args`` describe for ``data``: hidden layers, then a softmax
-    (classification) or identity (regression) output layer."""
-    hidden = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
+    """The network ``args`` describe for ``data``: hidden layers (dense, or ``--arch``),
+    then a softmax (classification) or identity (regression) output layer."""
+    width = data.train.x.shape[1]
+    if args.arch is None:
+        shape = width
+        hidden = [Layer(n, args.activation, args.dropout, args.batch_norm) for n in args.hidden]
+    else:
+        shape, hidden = read_architecture(args.arch)
+        if int(np.prod(shape)) != width:
+            raise ValueError(
+                f"--arch {args.arch} takes {shape} images ({int(np.prod(shape))} values) "
+                f"but the data has {width} columns"
+            )
     regression = data.task == "regression"
     output = Layer(data.outputs, "identity" if regression else "softmax")
     loss = "squared_error" if regression else "cross_entropy"
-    model = Model(data.train.x.shape[1], loss, [*hidden, output])
+    model = Model(shape, loss, [*hidden, output])
     return model.construct(args.seed, args.init, np.dtype(args.dtype))
 
 
