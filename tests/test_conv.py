@@ -22,8 +22,8 @@ from nodenet import (
     UpSampling2D,
     fit,
     io,
+    kernels,
 )
-from nodenet import kernels
 from nodenet.architectures import NAMED, layer_from_config, read_architecture
 from nodenet.dropout import TrainingPass
 from nodenet.gradcheck import check_gradients
