@@ -45,6 +45,16 @@ SCALING = {
     "nodenet 2 workers (1024)": {"kind": "nodenet", "workers": 2, "threads": 1},
 }
 SCALING_SIZES = [784, 512, 512, 10]
+#: LeNet-5 (nodenet.architectures.LENET5) at batch 128: a compute-heavy net for the
+#: pool, and against PyTorch's own convolutions
+CONV = {
+    "lenet5 nodenet in-process 1 thread": {"kind": "nodenet", "workers": 0, "threads": 1},
+    "lenet5 pytorch 1 thread": {"kind": "torch", "threads": 1},
+    "lenet5 nodenet in-process": {"kind": "nodenet", "workers": 0, "threads": 2},
+    "lenet5 pytorch 2 threads": {"kind": "torch", "threads": 2},
+    "lenet5 nodenet 1 worker": {"kind": "nodenet", "workers": 1, "threads": 1},
+    "lenet5 nodenet 2 workers": {"kind": "nodenet", "workers": 2, "threads": 1},
+}
 #: the pool's ceiling on this machine: two independent single-thread processes, each
 #: training the same net at half the pool's batch at the same time, no communication;
 #: their samples/s added up is the most any two-worker design can reach here
@@ -105,7 +115,13 @@ class PeakMemory:
 
 
 def child(
-    spec: dict, epochs: int, batch: int, sizes: list[int], seed: int, memory: bool = False
+    spec: dict,
+    epochs: int,
+    batch: int,
+    sizes: list[int],
+    seed: int,
+    memory: bool = False,
+    net: str = "mlp",
 ) -> dict:
     """Run one trainer in this process and return its measurements. With ``memory`` only
     the peak memory is measured: the PSS sampler reads /proc/<pid>/smaps_rollup, which
@@ -122,8 +138,15 @@ def child(
             from nodenet import Layer, Model, fit
             from nodenet.predict import evaluate
 
-            layers = [Layer(n, "relu") for n in sizes[1:-1]] + [Layer(sizes[-1], "softmax")]
-            model = Model(sizes[0], "cross_entropy", layers).construct(seed=seed, init="lecun")
+            if net == "lenet5":
+                from nodenet.architectures import read_architecture
+
+                shape, hidden = read_architecture("lenet5")
+                model = Model(shape, "cross_entropy", [*hidden, Layer(10, "softmax")])
+            else:
+                layers = [Layer(n, "relu") for n in sizes[1:-1]] + [Layer(sizes[-1], "softmax")]
+                model = Model(sizes[0], "cross_entropy", layers)
+            model.construct(seed=seed, init="lecun")
             history = fit(
                 model,
                 x,
@@ -143,7 +166,16 @@ def child(
             import torch_mlp
 
             accuracy = torch_mlp.train(
-                x, train.y, x_test, test.y, epochs, batch, seed, seconds.append, spec["threads"]
+                x,
+                train.y,
+                x_test,
+                test.y,
+                epochs,
+                batch,
+                seed,
+                seconds.append,
+                spec["threads"],
+                net,
             )
         else:
             import numpy_mlp
@@ -241,6 +273,19 @@ def machine() -> str:
     )
 
 
+def conv_summary(by_name) -> str:
+    """The LeNet-5 rows in one sentence: against PyTorch, and the pool's scaling."""
+    get = lambda name: by_name.get(name, float("nan"))  # noqa: E731
+    return (
+        f"LeNet-5 epoch time: nodenet in-process = "
+        f"{get('lenet5 nodenet in-process 1 thread') / get('lenet5 pytorch 1 thread'):.2f}x "
+        f"PyTorch's with 1 thread, "
+        f"{get('lenet5 nodenet in-process') / get('lenet5 pytorch 2 threads'):.2f}x with 2; "
+        f"2 workers = {get('lenet5 nodenet 1 worker') / get('lenet5 nodenet 2 workers'):.2f}x "
+        "the samples/s of 1 worker."
+    )
+
+
 def median(values: list[float]) -> float:
     values = sorted(values)
     mid = len(values) // 2
@@ -256,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of every trainer")
     p.add_argument("--epochs", type=int, default=5, help="epochs per trainer and round")
     p.add_argument("--scaling-epochs", type=int, default=2, help="epochs of the batch-1024 runs")
+    p.add_argument("--conv-epochs", type=int, default=1, help="epochs of the LeNet-5 runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     p.add_argument("--out", default=str(HERE), help="where results.* go")
@@ -263,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
+    p.add_argument("--net", default="mlp", help=argparse.SUPPRESS)
     p.add_argument(
         "--sizes", type=int, nargs="+", default=[784, 128, 64, 10], help=argparse.SUPPRESS
     )
@@ -271,14 +318,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_extras()))
         return 0
     if args.child:
-        spec = {**MAIN, **SCALING, **CEILING}[args.child]
-        print(json.dumps(child(spec, args.epochs, args.batch, args.sizes, args.seed, args.memory)))
+        spec = {**MAIN, **SCALING, **CEILING, **CONV}[args.child]
+        result = child(spec, args.epochs, args.batch, args.sizes, args.seed, args.memory, args.net)
+        print(json.dumps(result))
         return 0
 
     import pandas as pd
 
-    trainers = {k: v for k, v in MAIN.items() if not (args.no_torch and v["kind"] == "torch")}
-    specs = {**trainers, **SCALING, **CEILING}
+    specs = {
+        name: spec
+        for name, spec in {**MAIN, **SCALING, **CEILING, **CONV}.items()
+        if not (args.no_torch and spec["kind"] == "torch")
+    }
     big = {*SCALING, "ceiling: 2 processes (1024)"}
 
     def child_args(name: str, epochs: int, seed: int) -> list[str]:
@@ -287,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in SCALING:
             batch = 1024
         shape += ["--batch", str(batch)] if batch else []
+        shape += ["--net", "lenet5"] if name in CONV else []
         return ["--child", name, "--epochs", str(epochs), "--seed", str(seed), *shape]
 
     runs: dict[str, list[dict]] = {name: [] for name in specs}
@@ -294,7 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for name, spec in specs.items():
             print(f"round {r + 1}/{args.rounds}: {name}", flush=True)
-            epochs = args.scaling_epochs if name in big else args.epochs
+            epochs = (
+                args.scaling_epochs
+                if name in big
+                else args.conv_epochs
+                if name in CONV
+                else args.epochs
+            )
             copies = 2 if name in CEILING else 1
             result = run_child(child_args(name, epochs, args.seed + r), spec["threads"], copies)
             runs[name].append(result)
@@ -317,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "table": "batch 1024, 784-512-512-10"
                 if name in big
+                else "LeNet-5, batch 128"
+                if name in CONV
                 else "batch 128, 784-128-64-10",
                 "trainer": name,
                 "threads": f"2 processes x 1, batch {spec['half_of'] // 2} each"
@@ -334,12 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     frame = pd.DataFrame(rows)
     main_rows = frame["table"].str.startswith("batch 128")
     by_name = frame.set_index("trainer")["seconds_per_epoch"]
-    for ref, column in (
-        ("pytorch 2 threads", "x_pytorch_2_threads"),
-        ("numpy 2 threads", "x_numpy_2_threads"),
+    conv_rows = frame["table"].str.startswith("LeNet")
+    for rows_of, ref, column in (
+        (main_rows, "pytorch 2 threads", "x_pytorch_2_threads"),
+        (main_rows, "numpy 2 threads", "x_numpy_2_threads"),
+        (conv_rows, "lenet5 pytorch 2 threads", "x_pytorch_2_threads"),
     ):
         if ref in by_name:
-            frame.loc[main_rows, column] = frame.loc[main_rows, "seconds_per_epoch"] / by_name[ref]
+            frame.loc[rows_of, column] = frame.loc[rows_of, "seconds_per_epoch"] / by_name[ref]
     for table, ceiling in (
         ("batch 128", "ceiling: 2 processes"),
         ("batch 1024", "ceiling: 2 processes (1024)"),
@@ -412,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ceiling at batch 128 and {two and by_name['ceiling: 2 processes (1024)'] / two:.2f}x "
         f"at batch 1024; the ceiling is {ratio_ceiling(by_name):.2f}x one process alone "
         "(in-process, 1 thread) at batch 128.",
+        conv_summary(by_name),
     ]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

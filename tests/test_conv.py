@@ -4,6 +4,7 @@ output shapes, the compiled kernels against the NumPy path, and the flat storage
 (views, files, checkpoints)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -438,3 +439,35 @@ def test_the_pool_trains_a_conv_net_as_this_process_does(workers, chunk):
     for got, want in zip(history.epochs, expected.epochs, strict=True):
         assert got["val_loss"] == pytest.approx(want["val_loss"], rel=1e-9)
         assert got["accuracy"] == want["accuracy"]
+
+
+def _train_lenet5(tmp_path, *flags: str) -> dict:
+    """``nodenet train --arch lenet5`` on every training image; its metrics.json."""
+    done = _nodenet("train", "--arch", "lenet5", "--validation", "0", "--no-download",
+                    "--out", "run", "--no-plot", "--quiet", *flags, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_lenet5_reaches_99_percent_on_mnist(mnist, tmp_path):
+    """Measured: 99.12% after 10 epochs with a 20% validation split (66 s here)."""
+    metrics = _train_lenet5(tmp_path, "--epochs", "10")
+    assert metrics["test_accuracy"] >= 0.990
+
+
+@pytest.mark.slow
+def test_lenet5_reaches_90_5_percent_on_fashion_mnist(tmp_path):
+    """Fashion-MNIST from Debian's dataset-fashion-mnist (installed by .ci/run).
+    Measured: 91.24% after 20 epochs (125 s here); the best MLP in the data set's
+    benchmark table is 88.3%."""
+    from nodenet.data.mnist import SYSTEM_DATA
+
+    if not (SYSTEM_DATA / "fashion-mnist").is_dir():
+        if os.environ.get("NODENET_REQUIRE_DATA") == "1":
+            pytest.fail(
+                f"{SYSTEM_DATA}/fashion-mnist is missing (apt install dataset-fashion-mnist)"
+            )
+        pytest.skip("apt install dataset-fashion-mnist to run this test")
+    metrics = _train_lenet5(tmp_path, "--dataset", "fashion-mnist", "--epochs", "20")
+    assert metrics["test_accuracy"] >= 0.905

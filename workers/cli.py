@@ -4,6 +4,7 @@ finds it through the ``nodenet.commands`` entry points).
 
     nodenet profile                                           # 1..cores workers
     nodenet profile --batches 128 1024 --chunks auto 32 --hidden 512 512
+    nodenet profile --arch lenet5 --batches 128
 
 Prints a table, names the bottleneck it finds, and writes profile.csv and profile.png
 into --out.
@@ -12,6 +13,7 @@ into --out.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from nodenet import Layer, Model
+from nodenet.architectures import read_architecture
 from nodenet.cli.flags import add_flags
 from nodenet.data import DataError, Normaliser, load_mnist
 from nodenet.files import FileWriteError, check_writable
@@ -34,6 +37,7 @@ PROFILE_SETTINGS = {
         Setting("chunks", "ints", ["auto", 32], "samples per task; auto splits each batch evenly", "profile", low=1, also=("auto",), metavar="CHUNK"),
         Setting("batches", "ints", [128, 512, 1024], "batch sizes to measure", "profile", low=1, metavar="B"),
         Setting("hidden", "ints", [128, 64], "sizes of the hidden layers", "profile", low=1, metavar="N"),
+        Setting("arch", "str", None, "an image network instead of --hidden: a name (lenet5) or a JSON file, as for nodenet train --arch", "profile", also=(None,), metavar="NAME|FILE"),
         Setting("seconds", "float", 1.5, "measuring time per setting", "profile", low=0, open_low=True),
         Setting("data_dir", "str", None, "folder holding mnist/ (default: $NODENET_DATA, else data/)", "profile", also=(None,)),
         Setting("out", "str", "runs/profile", "output folder for profile.csv and profile.png", "profile"),
@@ -65,8 +69,15 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    layers = [Layer(n, "relu") for n in args.hidden] + [Layer(10, "softmax")]
-    model = Model(784, "cross_entropy", layers).construct(seed=0)
+    shape, hidden = 784, [Layer(n, "relu") for n in args.hidden]
+    if args.arch is not None:
+        try:
+            shape, hidden = read_architecture(args.arch)
+        except ValueError as exc:
+            p.error(str(exc))
+        if math.prod(shape) != 784:
+            p.error(f"--arch {args.arch} takes {shape} images, not MNIST's (1, 28, 28)")
+    model = Model(shape, "cross_entropy", [*hidden, Layer(10, "softmax")]).construct(seed=0)
     x = Normaliser.fit("zscore", train.x)(train.x)
     t = model.targets(train.y)
 
