@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ENTRY_POINT_GROUP = "nodenet.backends"
-EVAL_CHUNK = 4096
 
 
 @runtime_checkable
@@ -211,7 +210,7 @@ class InProcess:
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
         loss_sum = n_correct = 0.0
-        for piece in self._pieces(indices, EVAL_CHUNK):
+        for piece in self._pieces(indices, self.model.pass_rows()):
             loss, correct = batch_evaluate(self.model, self.x[piece], self.t[piece])
             loss_sum += loss
             n_correct += correct

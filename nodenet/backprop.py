@@ -189,10 +189,19 @@ def batch_gradient(
 def batch_evaluate(
     model: Model, x: np.ndarray, t: np.ndarray, training: TrainingPass | None = None
 ) -> tuple[float, float]:
-    """Forward pass only: ``(loss_sum, n_correct)`` of validated ``x`` and ``t``
-    (a prediction pass unless ``training`` is given)."""
-    a = model.propagate(x, training)
-    return model.loss.value(a, t), model.loss.count_correct(a, t)
+    """Forward pass only: ``(loss_sum, n_correct)`` of validated ``x`` and ``t``: a
+    prediction pass, ``model.pass_rows()`` rows at a time (every backend and
+    :func:`nodenet.predict.evaluate` evaluate through here); or one training pass over
+    all of them when ``training`` is given (batch statistics need the whole batch)."""
+    if training is not None:
+        a = model.propagate(x, training)
+        return model.loss.value(a, t), model.loss.count_correct(a, t)
+    rows, loss, correct = model.pass_rows(), 0.0, 0.0
+    for i in range(0, len(x), rows):
+        a = model.propagate(x[i : i + rows])
+        loss += model.loss.value(a, t[i : i + rows])
+        correct += model.loss.count_correct(a, t[i : i + rows])
+    return loss, correct
 
 
 def backward(

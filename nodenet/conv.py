@@ -73,6 +73,13 @@ class _Convolution(Layer):
         area = self.kernel[0] * self.kernel[1]
         return self.input_shape[0] * area, self.filters * area
 
+    @property
+    def pass_values(self) -> int:
+        """``z``, ``f(z)``, ``a`` and the im2col columns: a row of ``kh * kw`` times the
+        channels on the columns' side per window."""
+        windows, channels = self.windows_and_channels()
+        return 3 * self.size + windows * channels * self.kernel[0] * self.kernel[1]
+
     def config(self) -> dict:
         config = {
             "type": self.kind,
@@ -165,6 +172,10 @@ class Conv2D(_Convolution):
         scales = self.filters if self.batch_norm else 0
         return LayerParameters((self.filters, columns), self.filters, scales)
 
+    def windows_and_channels(self) -> tuple[int, int]:
+        """The im2col columns' rows (output positions) and channels (the input's)."""
+        return self.shape[1] * self.shape[2], self.input_shape[0]
+
     @property
     def kernels(self) -> np.ndarray:
         """``W`` seen as (filters, channels, kh, kw), PyTorch's layout: a view."""
@@ -256,6 +267,10 @@ class Conv2DTranspose(_Convolution):
         columns = self.kernel[0] * self.kernel[1] * self.filters
         scales = self.filters if self.batch_norm else 0
         return LayerParameters((channels, columns), self.filters, scales)
+
+    def windows_and_channels(self) -> tuple[int, int]:
+        """The columns' rows (input positions) and channels (the filters)."""
+        return self.input_shape[1] * self.input_shape[2], self.filters
 
     @property
     def kernels(self) -> np.ndarray:

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 __all__ = ["InputLayer", "Layer", "Model", "Node"]
 
 
+#: the most rows a prediction or evaluation pass takes at once
+MAX_PASS_ROWS = 4096
+#: the memory a prediction or evaluation pass may use (64 MiB), see Model.pass_rows
+PASS_BYTES = 64 * 2**20
+
+
 def available_memory() -> int | None:
     """Bytes of memory available to new allocations (``MemAvailable``), or ``None``
     where the system does not say."""
@@ -116,6 +122,13 @@ class Model:
     @property
     def output_size(self) -> int:
         return self.layers[-1].size
+
+    def pass_rows(self) -> int:
+        """Rows per prediction or evaluation pass: :data:`MAX_PASS_ROWS`, or fewer where
+        one sample's pass keeps many numbers (a convolution's columns), so that a pass
+        stays within :data:`PASS_BYTES` (LeNet-5 in float32: 268 rows)."""
+        values = sum(layer.pass_values for layer in self.layers) * self.dtype.itemsize
+        return int(min(MAX_PASS_ROWS, max(1, PASS_BYTES // values)))
 
     @property
     def dtype(self) -> np.dtype:

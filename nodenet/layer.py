@@ -96,6 +96,12 @@ class Layer:
         for the init rules (:mod:`nodenet.init`)."""
         return self.input_shape[0], self.size
 
+    @property
+    def pass_values(self) -> int:
+        """Numbers a pass keeps per sample in this layer (``z``, ``f(z)``, ``a`` and any
+        working array), for the size of prediction passes (:meth:`Model.pass_rows`)."""
+        return 3 * self.size
+
     def bind(
         self,
         index: int,

@@ -12,14 +12,13 @@ import numpy as np
 from .backprop import batch_evaluate
 from .graph import Model
 
-CHUNK = 4096
-
 
 def predict_proba(model: Model, x: np.ndarray) -> np.ndarray:
     """Output activations (n, N_L) for raw inputs ``x`` (n, N_0), in chunks."""
     x = model.normalise(x)
+    rows = model.pass_rows()
     return (
-        np.concatenate([model.propagate(x[i : i + CHUNK]).copy() for i in range(0, len(x), CHUNK)])
+        np.concatenate([model.propagate(x[i : i + rows]).copy() for i in range(0, len(x), rows)])
         if len(x)
         else np.empty((0, model.output_size), dtype=model.dtype)
     )
@@ -58,11 +57,7 @@ def evaluate(model: Model, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Mean loss and accuracy of raw inputs ``x`` against labels ``y``."""
     x = model.normalise(x)
     t = model.targets(y, len(x))
-    loss = correct = 0.0
-    for i in range(0, len(x), CHUNK):
-        piece_loss, piece_correct = batch_evaluate(model, x[i : i + CHUNK], t[i : i + CHUNK])
-        loss += piece_loss
-        correct += piece_correct
+    loss, correct = batch_evaluate(model, x, t)
     n = max(len(x), 1)
     return {"loss": loss / n, "accuracy": correct / n, "samples": len(x)}
 

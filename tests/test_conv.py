@@ -471,3 +471,24 @@ def test_lenet5_reaches_90_5_percent_on_fashion_mnist(tmp_path):
         pytest.skip("apt install dataset-fashion-mnist to run this test")
     metrics = _train_lenet5(tmp_path, "--dataset", "fashion-mnist", "--epochs", "20")
     assert metrics["test_accuracy"] >= 0.905
+
+
+def test_prediction_passes_of_a_conv_net_stay_small_and_give_the_same_numbers(monkeypatch):
+    """A conv net predicts and evaluates a few hundred rows at a time (its im2col columns
+    are large), on every backend's path, with the numbers of one big pass."""
+    import nodenet.graph
+
+    model = lenet()
+    assert 100 < model.pass_rows() < 1000
+    dense = Model(784, "cross_entropy", [Layer(128), Layer(10, "softmax")]).construct()
+    assert dense.pass_rows() == nodenet.graph.MAX_PASS_ROWS
+    x = RNG.uniform(size=(700, 784)).astype(np.float32)
+    y = RNG.integers(0, 10, 700)
+    seen = []
+    propagate = model.propagate
+    monkeypatch.setattr(model, "propagate", lambda x, *a: seen.append(len(x)) or propagate(x, *a))
+    proba, result = model.predict_proba(x), model.evaluate(x, y)
+    assert max(seen) == model.pass_rows() and sum(seen) == 2 * 700
+    monkeypatch.setattr(nodenet.graph, "PASS_BYTES", 2**40)  # one pass of everything
+    np.testing.assert_allclose(model.predict_proba(x), proba, rtol=1e-6, atol=1e-7)
+    assert model.evaluate(x, y)["loss"] == pytest.approx(result["loss"], rel=1e-5)
