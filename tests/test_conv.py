@@ -410,15 +410,15 @@ def image_blobs(n: int = 240):
     return x.reshape(n, -1), y
 
 
-def conv_net(dtype=np.float64) -> Model:
-    """Every image layer, batch norm on two of them and dropout on two."""
+def conv_net(dtype=np.float64, batch_norm: bool = True) -> Model:
+    """Every image layer, batch norm on two of them (``batch_norm``) and dropout on two."""
     layers = [
-        Conv2D(4, 3, padding="same", activation="relu", batch_norm=True),
+        Conv2D(4, 3, padding="same", activation="relu", batch_norm=batch_norm),
         MaxPool2D(2),
         UpSampling2D(2),
         Conv2DTranspose(3, 3, stride=2, padding="same", activation="tanh", dropout=0.2),
         AvgPool2D(2),
-        Conv2D(3, 3, stride=2, activation="relu", batch_norm=True),
+        Conv2D(3, 3, stride=2, activation="relu", batch_norm=batch_norm),
         Flatten(dropout=0.1),
         Layer(3, "softmax"),
     ]

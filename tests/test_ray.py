@@ -256,21 +256,20 @@ def test_an_exception_in_an_actor_keeps_its_type_and_is_not_retried(cluster, blo
 
 
 @pytest.mark.timeout(180)
-def test_a_conv_net_with_batch_norm_and_dropout_on_ray_equals_in_process(cluster):
-    """Conv, pooling, up-sampling and transposed convolution on the actors, with batch
-    norm synchronised across them and dropout masks keyed by row."""
+def test_a_conv_net_with_dropout_on_ray_equals_in_process(cluster):
+    """Conv, pooling, up-sampling and transposed convolution on the actors, dropout
+    masks keyed by row (the Ray backend refuses batch norm, for dense layers too)."""
     from tests.test_conv import conv_net, image_blobs
 
     x, y = image_blobs()
-    reference = conv_net()
+    reference = conv_net(batch_norm=False)
     expected = fit(reference, x, y, **SETTINGS)
     for actors in (1, 3):
-        model = conv_net()
+        model = conv_net(batch_norm=False)
         history = fit(
             model, x, y, backend="ray", workers=actors, ray_address=cluster.address, **SETTINGS
         )
         np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(model.running, reference.running, rtol=1e-9, atol=1e-12)
         assert history.epochs[-1]["val_loss"] == pytest.approx(
             expected.epochs[-1]["val_loss"], rel=1e-9
         )
