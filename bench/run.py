@@ -80,8 +80,8 @@ class PeakMemory:
         while todo:
             p = todo.pop()
             pids.append(p)
-            for task in Path(f"/proc/{p}/task").glob("*/children"):
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # a process may exit while it is read
+                for task in Path(f"/proc/{p}/task").glob("*/children"):
                     todo.extend(int(c) for c in task.read_text().split())
         return pids
 
