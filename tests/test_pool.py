@@ -569,3 +569,33 @@ def test_a_loss_defined_in_main_is_refused_in_one_line(blobs):
     model = Model(6, loss, [Layer(4, "relu"), Layer(3, "softmax")]).construct()
     with pytest.raises(ValueError, match="MainLoss is defined in the script being run"):
         fit(model, x, y, epochs=1, workers=2)
+
+
+@pytest.mark.timeout(60)
+def test_workers_started_before_a_failed_set_up_leave_at_once(data, monkeypatch):
+    """The workers start before the shared arrays are made (their imports overlap it);
+    when making them fails, the error is the user's and the waiting workers leave at
+    once (no grace period, no process left, no shared memory)."""
+    import nodenet.workers.pool as pool_module
+
+    started = []
+    real_start = pool_module.start_processes
+
+    def start(count):
+        processes, inbox = real_start(count)
+        started.extend(processes)
+        return processes, inbox
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("no room for the shared arrays")
+
+    monkeypatch.setattr(pool_module, "start_processes", start)
+    monkeypatch.setattr(pool_module, "share_training_arrays", no_memory)
+    x, y = data
+    model = mlp([784, 16, 10])
+    clock = time.monotonic()
+    with pytest.raises(MemoryError, match="no room"):
+        WorkerPool(model, x, y, workers=2)
+    assert time.monotonic() - clock < 2.0  # STOP_GRACE_S is 3 s
+    assert len(started) == 2
+    assert all(p.exitcode == 0 for p in started)  # they left by themselves

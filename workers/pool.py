@@ -128,6 +128,8 @@ class WorkerPool:
         close_at_exit(self)
         self._shared = SharedArrays()
         try:
+            # the workers start first: their imports overlap the shared arrays' set-up
+            self.processes, self.outputs = start_processes(self.workers)
             self._setup_arrays(x, t)
             self._start()
         except BaseException:
@@ -148,20 +150,11 @@ class WorkerPool:
         self.db = np.empty_like(self.model.biases)
 
     def _start(self) -> None:
+        """Send every worker its arguments, then wait until each says it is ready."""
         name = self.optimizer.name if self.optimizer is not None else "sgd"
-        self.processes, self.outputs = start_processes(
-            [
-                (
-                    i,
-                    self._shared.specs(),
-                    self.model.process_config(),
-                    name,
-                    os.getpid(),
-                    self.seed,
-                )
-                for i in range(self.workers)
-            ],
-        )
+        config = self.model.process_config()
+        for i, process in enumerate(self.processes):
+            process.send((i, self._shared.specs(), config, name, os.getpid(), self.seed))
         ready, deadline = 0, time.monotonic() + START_TIMEOUT_S
         while ready < self.workers:
             if time.monotonic() > deadline:
@@ -350,6 +343,8 @@ class WorkerPool:
         try:
             if hasattr(self, "ring"):
                 self.ring.closing = True  # every waiting worker leaves
+            for process in self.processes:
+                process.close_input()  # one still waiting for its arguments leaves too
             stop_processes(self.processes)
         finally:
             if hasattr(self, "outputs"):

@@ -101,23 +101,34 @@ BOOT = (
 
 
 class WorkerProcess:
-    """One worker: ``python -c BOOT`` with ``arguments`` pickled on its standard input
-    and the write end of its message pipe, ``output_fd``, inherited. The face of a
-    ``multiprocessing.Process`` that the pool uses: ``pid``, ``name``, ``exitcode``
-    (``-N`` for signal ``N``), ``is_alive``, ``join``, ``kill``."""
+    """One worker: ``python -c BOOT`` with the write end of its message pipe,
+    ``output_fd``, inherited, and this process's ``sys.path`` pickled on its standard
+    input; :meth:`send` pickles its arguments after it (the worker imports NumPy and
+    nodenet meanwhile). The face of a ``multiprocessing.Process`` that the pool uses:
+    ``pid``, ``name``, ``exitcode`` (``-N`` for signal ``N``), ``is_alive``, ``join``,
+    ``kill``."""
 
-    def __init__(self, index: int, arguments: tuple, output_fd: int, env: dict):
-        self.name = f"nodenet-worker-{index}"
+    def __init__(self, index: int, output_fd: int, env: dict):
+        self.name, self.output_fd = f"nodenet-worker-{index}", output_fd
         self._popen = subprocess.Popen(
             [sys.executable, "-c", BOOT], stdin=subprocess.PIPE, pass_fds=(output_fd,), env=env
         )
         self.pid = self._popen.pid
-        try:
+        with contextlib.suppress(BrokenPipeError):  # it exited at once: its exit code says
             pickle.dump([p for p in sys.path if isinstance(p, str)], self._popen.stdin)
-            pickle.dump((output_fd, *arguments), self._popen.stdin)
+            self._popen.stdin.flush()
+
+    def send(self, arguments: tuple) -> None:
+        """Give the worker its arguments (it starts its loop), once."""
+        with contextlib.suppress(BrokenPipeError, ValueError):  # gone, or already closed
+            pickle.dump((self.output_fd, *arguments), self._popen.stdin)
+        self.close_input()
+
+    def close_input(self) -> None:
+        """Close the worker's standard input: a worker still waiting for its arguments
+        exits (the pool gave up before sending them)."""
+        with contextlib.suppress(BrokenPipeError):
             self._popen.stdin.close()
-        except BrokenPipeError:  # it exited at once: its exit code says so
-            pass
 
     @property
     def exitcode(self) -> int | None:
@@ -135,11 +146,11 @@ class WorkerProcess:
             self._popen.kill()
 
 
-def start_processes(args: Sequence[tuple]) -> tuple[list[WorkerProcess], Inbox]:
-    """Start one :class:`WorkerProcess` per argument tuple in ``args``, each with one
-    BLAS thread (:data:`SINGLE_THREAD_ENV`, in its environment before NumPy loads) and
-    a message pipe of its own; returns the processes and the :class:`Inbox` of their
-    messages. :data:`PARENT_SIGNALS` are blocked while the children start: a child
+def start_processes(count: int) -> tuple[list[WorkerProcess], Inbox]:
+    """Start ``count`` :class:`WorkerProcess` es (their arguments follow with
+    :meth:`WorkerProcess.send`), each with one BLAS thread (:data:`SINGLE_THREAD_ENV`,
+    in its environment before NumPy loads) and a message pipe of its own; returns the
+    processes and the :class:`Inbox` of their messages. :data:`PARENT_SIGNALS` are blocked while the children start: a child
     inherits the mask across exec, so a signal during its start-up stays pending until
     its loop has set them to be ignored (:func:`ignore_parent_signals`), and the parent
     gets its own after the start."""
@@ -147,11 +158,11 @@ def start_processes(args: Sequence[tuple]) -> tuple[list[WorkerProcess], Inbox]:
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
     processes, readers = [], []
     try:
-        for i, arguments in enumerate(args):
+        for i in range(count):
             reader, output_fd = pipe()
             readers.append(reader)
             try:
-                processes.append(WorkerProcess(i, arguments, output_fd, env))
+                processes.append(WorkerProcess(i, output_fd, env))
             finally:
                 os.close(output_fd)  # the worker holds it now: its exit closes the pipe
     except BaseException:

@@ -26,6 +26,7 @@ exits with code 1. A worker leaves when the parent sets ``closing`` or dies.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import pickle
 import sys
@@ -210,9 +211,15 @@ class RangeStep:
 
 
 def boot() -> None:
-    """What a worker process runs (``workers.processes.BOOT``): :func:`main` with the
-    arguments pickled on its standard input."""
-    main(*pickle.load(sys.stdin.buffer))
+    """What a worker process runs (``workers.processes.BOOT``): the slow imports (NumPy,
+    numba, nodenet) while the parent sets up the shared arrays, then :func:`main` with
+    the arguments pickled on its standard input (none: the pool gave up; leave)."""
+    importlib.import_module("nodenet.graph")
+    try:
+        arguments = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        os._exit(0)
+    main(*arguments)
 
 
 def main(output_fd, worker_id, specs, config, optimizer_name, parent_pid, seed):
