@@ -3,6 +3,7 @@ mnist_to_csv.py. Training runs use the real MNIST files under $NODENET_DATA."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -346,6 +347,12 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
     )
     assert result.returncode == 0, result.stderr
     assert "protocol overhead" in result.stdout and "Bottleneck:" in result.stdout
+    averaging = re.search(
+        r"takes (\d+) us, (\d+) us averaged: ([+-]\d+) us, ([\d.]+)% of", result.stdout
+    )
+    assert averaging, result.stdout  # the cost of --average, the default, is shown
+    plain, averaged, extra, share = (float(v) for v in averaging.groups())
+    assert plain > 0 and averaged > 0 and abs(averaged - plain - extra) <= 1 and share < 100
     table = pd.read_csv(tmp_path / "profile.csv")
     assert len(table) == 2 * 2 * 2
     assert table["samples_per_s"].gt(0).all()

@@ -26,8 +26,9 @@ from nodenet.cli.flags import add_flags
 from nodenet.data import DataError, Normaliser, load_mnist
 from nodenet.files import FileWriteError, check_writable
 from nodenet.settings import Setting
+from nodenet.training import DEFAULT_AVERAGE
 
-from .profiling import diagnose, measure, step_overhead_us
+from .profiling import averaging_cost_us, diagnose, measure, step_overhead_us
 
 #: the flags of ``nodenet profile``, as rows of a settings table (checked the same way)
 PROFILE_SETTINGS = {
@@ -102,9 +103,27 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
         print(f"\n{model}\n{table.to_string(index=False)}\n")
     for finding in diagnose(table, overhead):
         print(finding)
+    print(averaging_line(model, table))
     plot(table, out / "profile.png")
     print(f"\n-> {out / 'profile.csv'}, {out / 'profile.png'}")
     return 0
+
+
+def averaging_line(model: Model, table: pd.DataFrame) -> str:
+    """What Polyak averaging at the command line's default decay adds to a step, as a
+    share of the fastest measured step at the smallest batch (the case where it weighs
+    most)."""
+    average = DEFAULT_AVERAGE
+    plain, averaged = averaging_cost_us(model, average)
+    rows = table[table["batch"] == table["batch"].min()]
+    step_ms = float(rows["ms_per_step"].min())
+    share = (averaged - plain) / (step_ms * 1e3)
+    return (
+        f"Polyak averaging (--average {average}, the default): one Adam step over the "
+        f"{model.parameter_count:,} parameters takes {plain:.0f} us, {averaged:.0f} us "
+        f"averaged: {averaged - plain:+.0f} us, {share:.2%} of the {step_ms:.2f} ms step "
+        f"at batch {int(rows['batch'].iloc[0])} (split across the workers in the pool)."
+    )
 
 
 def plot(table: pd.DataFrame, path: Path):

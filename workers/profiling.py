@@ -30,6 +30,26 @@ def step_overhead_us(workers: int, steps: int = 1000) -> float:
         return (time.perf_counter() - start) / steps * 1e6
 
 
+def averaging_cost_us(model: Model, average: float, rounds: int = 9, steps: int = 50):
+    """``(plain_us, averaged_us)``: microseconds of one Adam step over ``model``'s flat
+    arrays (the whole update, which the pool splits across its workers) without and with
+    Polyak averaging at ``average``, in alternating rounds of ``steps`` steps, medians.
+    Private copies of the arrays are stepped, with a random gradient."""
+    rng = np.random.default_rng(0)
+    dtype = model.dtype
+    dW = rng.normal(size=model.weights.shape).astype(dtype)
+    db = rng.normal(size=model.biases.shape).astype(dtype)
+    times: dict[float, list[float]] = {0.0: [], average: []}
+    optimizers = {a: (Adam(average=a), model.weights.copy(), model.biases.copy()) for a in times}
+    for _ in range(rounds):
+        for a, (optimizer, weights, biases) in optimizers.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimizer.step_mean(weights, biases, dW, db, 128)
+            times[a].append((time.perf_counter() - start) / steps * 1e6)
+    return float(np.median(times[0.0])), float(np.median(times[average]))
+
+
 def run_steps(pool: WorkerPool, optimizer, batches) -> None:
     """Train on ``batches`` (row indices) as ``fit`` does: up to ``pool.ahead`` steps in
     flight, each result collected in order."""
