@@ -300,7 +300,8 @@ class Conv2DTranspose(_Convolution):
     def backward_input(self, delta: np.ndarray) -> np.ndarray:
         """(n, out_h, out_w, filters) -> (n, h, w, c): ``im2col(delta) @ W.T``."""
         _, height, width = self.input_shape
-        return (self._columns(delta) @ self.W.T).reshape(len(delta), height, width, -1)
+        channels = self.input_shape[0]
+        return (self._columns(delta) @ self.W.T).reshape(len(delta), height, width, channels)
 
     def weight_gradient(
         self, delta: np.ndarray, prev_a: np.ndarray, out: np.ndarray, accumulate: bool

@@ -36,7 +36,8 @@ class Flatten(Layer):
 
     def linear(self, prev_a: np.ndarray) -> np.ndarray:
         if prev_a.ndim == 4:
-            return np.ascontiguousarray(prev_a.transpose(0, 3, 1, 2)).reshape(len(prev_a), -1)
+            flat = np.ascontiguousarray(prev_a.transpose(0, 3, 1, 2))
+            return flat.reshape(len(prev_a), self.size)
         return prev_a
 
     def backward_input(self, delta: np.ndarray) -> np.ndarray:

@@ -212,7 +212,7 @@ class InputLayer(Layer):
         """A gradient to the inputs as the layer sees them -> one to the flat inputs
         (n, N_0), a new array."""
         if len(self.shape) == 3:
-            return np.ascontiguousarray(g.transpose(0, 3, 1, 2)).reshape(len(g), -1)
+            return np.ascontiguousarray(g.transpose(0, 3, 1, 2)).reshape(len(g), self.size)
         return g.copy()
 
     def __repr__(self) -> str:

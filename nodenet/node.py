@@ -25,11 +25,11 @@ class Node:
 
     @property
     def z(self) -> np.ndarray:
-        return self.layer.z.reshape(len(self.layer.z), -1)[:, self.index]
+        return self.layer.z.reshape(len(self.layer.z), self.layer.size)[:, self.index]
 
     @property
     def a(self) -> np.ndarray:
-        return self.layer.a.reshape(len(self.layer.a), -1)[:, self.index]
+        return self.layer.a.reshape(len(self.layer.a), self.layer.size)[:, self.index]
 
     @property
     def weights_in(self) -> np.ndarray:

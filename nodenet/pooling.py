@@ -140,7 +140,7 @@ class MaxPool2D(_Pooling):
             self.argmax = np.empty(view.shape[:4], np.int32)
             kernels.max_pool(prev_a, *self.pool, *self.stride, z, self.argmax)
             return z
-        entries = view.reshape(*view.shape[:4], -1)
+        entries = view.reshape(*view.shape[:4], self.pool[0] * self.pool[1])
         self.argmax = entries.argmax(axis=-1)
         return np.take_along_axis(entries, self.argmax[..., None], axis=-1)[..., 0]
 

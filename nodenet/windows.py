@@ -78,7 +78,7 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> n
     kh * kw * c) in ``(i, j, channel)`` order, one copy."""
     view = windows(x, kernel, stride).transpose(0, 1, 2, 4, 5, 3)
     n, out_h, out_w = view.shape[:3]
-    return view.reshape(n * out_h * out_w, -1)
+    return view.reshape(n * out_h * out_w, kernel[0] * kernel[1] * x.shape[3])
 
 
 def col2im(
