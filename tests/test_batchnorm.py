@@ -191,13 +191,6 @@ def test_files_and_checkpoints_keep_the_running_statistics(blobs, tmp_path):
         io.load(tmp_path / "broken.npz")
 
 
-def test_the_ray_backend_refuses_batch_norm_by_name(blobs):
-    from nodenet.workers.ray import RayBackend
-
-    with pytest.raises(ValueError, match="batch norm"):
-        RayBackend(bn_model(), *blobs)
-
-
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="batch_norm"):
         Layer(4, "relu", batch_norm="yes")

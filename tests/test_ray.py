@@ -122,14 +122,14 @@ def test_dropout_masks_on_ray_equal_in_process(cluster, blobs):
 
 
 class KillAnActor(Callback):
-    """SIGKILL the process of actor 0 after batch 3 of epoch 1."""
+    """SIGKILL the process of actor 0 after batch ``batch`` of epoch 1."""
 
-    def __init__(self, backends):
+    def __init__(self, backends, batch: int = 3):
         super().__init__()
-        self.backends = backends
+        self.backends, self.batch = backends, batch
 
     def on_train_batch_end(self, batch, logs=None):
-        if logs["epoch"] == 1 and batch == 3:
+        if logs["epoch"] == 1 and batch == self.batch:
             actor = self.backends[-1].actors[0]
             os.kill(ray.get(actor.pid.remote(), timeout=30), signal.SIGKILL)
 
@@ -256,20 +256,48 @@ def test_an_exception_in_an_actor_keeps_its_type_and_is_not_retried(cluster, blo
 
 
 @pytest.mark.timeout(180)
-def test_a_conv_net_with_dropout_on_ray_equals_in_process(cluster):
-    """Conv, pooling, up-sampling and transposed convolution on the actors, dropout
-    masks keyed by row (the Ray backend refuses batch norm, for dense layers too)."""
+def test_a_conv_net_with_batch_norm_and_dropout_on_ray_equals_in_process(cluster):
+    """Conv, pooling, up-sampling and transposed convolution on the actors, batch norm
+    met across them at every layer (an actor with no rows of the last batch meets the
+    others too), dropout masks keyed by row, running statistics kept."""
     from tests.test_conv import conv_net, image_blobs
 
-    x, y = image_blobs()
-    reference = conv_net(batch_norm=False)
+    x, y = image_blobs(241)
+    reference = conv_net()
     expected = fit(reference, x, y, **SETTINGS)
     for actors in (1, 3):
-        model = conv_net(batch_norm=False)
+        model = conv_net()
         history = fit(
             model, x, y, backend="ray", workers=actors, ray_address=cluster.address, **SETTINGS
         )
         np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(model.running, reference.running, rtol=1e-9, atol=1e-12)
         assert history.epochs[-1]["val_loss"] == pytest.approx(
             expected.epochs[-1]["val_loss"], rel=1e-9
         )
+
+
+@pytest.mark.timeout(180)
+def test_a_lost_actor_with_batch_norm_is_replaced_and_the_others_freed(cluster):
+    """Actor 0 dies between two training steps; actor 1 then waits at the next step's
+    first batch-norm meeting for it. Both are replaced, one failure is counted, and the
+    run ends as if nothing had happened."""
+    from tests.test_conv import conv_net, image_blobs
+
+    x, y = image_blobs()
+    reference = conv_net()
+    fit(reference, x, y, **SETTINGS)
+    backends = []
+    model = conv_net()
+    history = fit(
+        model,
+        x,
+        y,
+        workers=2,
+        backend=_recording_factory(backends, address=cluster.address, timeout_s=10),
+        callbacks=[KillAnActor(backends, batch=1)],
+        **SETTINGS,
+    )
+    assert history.worker_stats["failures"].iloc[0] == 1
+    np.testing.assert_allclose(model.weights, reference.weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.running, reference.running, rtol=1e-9, atol=1e-12)

@@ -4,7 +4,10 @@ The driver (the process that calls ``fit``) keeps the weights and the optimizer 
 Each step it puts the flat weights and biases into Ray's object store once; every actor
 computes the summed gradient of its share of the batch over its copy of the data (put
 into the object store once, when the backend opens) and returns it; the driver adds
-the gradients in actor order and steps. Because the state lives on the driver, a lost
+the gradients in actor order and steps. With batch norm the actors of a step meet at
+every batch-norm layer, forward and backward, in a :class:`Meetings` actor (the sums of
+the whole batch, in actor order, as the pool's workers meet in shared memory); every
+actor moves its running statistics the same way and the driver keeps actor 0's. Because the state lives on the driver, a lost
 actor costs nothing but time: it is replaced and the step redone, and the run ends with
 the weights of a run without the fault (up to ``max_failures`` times; then a
 ``WorkerError`` names the actor and the cause). Every ``ray.get`` has a time-out, so a
@@ -15,6 +18,7 @@ Optional: ``pip install 'nodenet[ray]'``. Registered as the backend ``"ray"``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -64,27 +68,89 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-class GradientActor:
-    """One Ray actor: a model over private flat arrays and the training data."""
+class Meetings:
+    """Where the actors of one step meet at each batch-norm layer (an async Ray actor:
+    every call waits without holding the others up). A meeting is keyed by the step's
+    attempt and its number within the step; it returns every actor's values stacked in
+    actor order once all have come, and is forgotten when the last has read it."""
 
-    def __init__(self, config: dict, dtype: str, seed: int, x: np.ndarray, t: np.ndarray, w=None):
+    def __init__(self, parts: int):
+        self.parts = parts
+        self.rooms: dict = {}
+
+    async def gather(self, key: tuple[int, int], part: int, values: np.ndarray) -> np.ndarray:
+        room = self.rooms.setdefault(key, {"values": {}, "full": asyncio.Event(), "read": 0})
+        room["values"][part] = values
+        if len(room["values"]) == self.parts:
+            room["full"].set()
+        await room["full"].wait()
+        room["read"] += 1
+        if room["read"] == self.parts:
+            del self.rooms[key]
+        return np.stack([room["values"][k] for k in range(self.parts)])
+
+    async def forget(self, attempt: int) -> None:
+        """Drop the meetings of attempts before ``attempt`` (a step redone after a loss)."""
+        for key in [k for k in self.rooms if k[0] < attempt]:
+            del self.rooms[key]
+
+
+class RaySync:
+    """An actor's side of the meetings of one step attempt
+    (``nodenet.batchnorm.BatchSync``)."""
+
+    def __init__(self, meetings, attempt: int, part: int, timeout_s: float):
+        self.meetings, self.attempt, self.part, self.timeout_s = meetings, attempt, part, timeout_s
+        self.count = 0
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        key = (self.attempt, self.count)
+        self.count += 1
+        reply = self.meetings.gather.remote(key, self.part, values)
+        return _ray().get(reply, timeout=self.timeout_s)
+
+
+class GradientActor:
+    """One Ray actor: a model over private flat arrays and the training data; with
+    batch norm, the :class:`Meetings` actor it meets the others in."""
+
+    def __init__(
+        self,
+        config: dict,
+        dtype: str,
+        seed: int,
+        x: np.ndarray,
+        t: np.ndarray,
+        w=None,
+        meetings=None,
+        timeout_s: float = TIMEOUT_S,
+    ):
         self.model = Model.from_config(config).construct(seed=None, dtype=dtype)
         self.seed, self.x, self.t, self.w = seed, x, t, w
+        self.meetings, self.timeout_s = meetings, timeout_s
         self.dW = np.zeros_like(self.model.weights)
         self.db = np.zeros_like(self.model.biases)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def gradient(self, parameters, rows: np.ndarray, step: int = 0):
-        """``(loss_sum, n_correct, dW, db, seconds)`` of ``rows`` at ``parameters``;
-        ``step``, the optimizer step, keys the dropout masks."""
+    def _load(self, parameters) -> None:
+        self.model.weights[...], self.model.biases[...], self.model.running[...] = parameters
+
+    def gradient(self, parameters, rows: np.ndarray, step: int = 0, part: int = 0, attempt=0):
+        """``(loss_sum, n_correct, dW, db, running, seconds)`` of ``rows`` at
+        ``parameters`` (weights, biases, running statistics); ``step``, the optimizer
+        step, keys the dropout masks and (> 0) moves the running statistics; ``part``
+        and ``attempt`` name this actor's place in the step's batch-norm meetings."""
         from nodenet.backprop import batch_gradient
         from nodenet.dropout import TrainingPass
 
         clock = time.perf_counter()
-        self.model.weights[...], self.model.biases[...] = parameters
+        self._load(parameters)
         weights = None if self.w is None else self.w[rows]
+        sync = None
+        if self.meetings is not None:
+            sync = RaySync(self.meetings, attempt, part, self.timeout_s)
         loss, correct = batch_gradient(
             self.model,
             self.x[rows],
@@ -92,15 +158,16 @@ class GradientActor:
             self.dW,
             self.db,
             weights=weights,
-            training=TrainingPass(rows, self.seed, step),
+            training=TrainingPass(rows, self.seed, step, sync, step > 0),
         )
-        return loss, correct, self.dW, self.db, time.perf_counter() - clock
+        seconds = time.perf_counter() - clock
+        return loss, correct, self.dW, self.db, self.model.running, seconds
 
-    def evaluate(self, parameters, rows: np.ndarray):
+    def evaluate(self, parameters, rows: np.ndarray, part: int = 0, attempt: int = 0):
         from nodenet.backprop import batch_evaluate
 
         clock = time.perf_counter()
-        self.model.weights[...], self.model.biases[...] = parameters
+        self._load(parameters)
         loss, correct = batch_evaluate(self.model, self.x[rows], self.t[rows])
         return loss, correct, time.perf_counter() - clock
 
@@ -129,12 +196,6 @@ class RayBackend:
         sample_weight: np.ndarray | None = None,
         seed: int | None = None,
     ):
-        if model.layout.normalised:
-            raise ValueError(
-                "the ray backend does not support batch norm: its actors return one "
-                "gradient per step and cannot meet at every batch-norm layer; train this "
-                "model in process or with the pool (workers=N)"
-            )
         ray = _ray()
         require_int("workers", workers, 1)
         self.max_failures = require_int("max_failures", max_failures, 0)
@@ -157,7 +218,10 @@ class RayBackend:
         self.w = sample_weight
         self._data = ray.put(x), ray.put(t), ray.put(sample_weight)
         self.actors: list = []
+        self.meetings, self.attempts = None, 0
         try:
+            if model.layout.normalised:  # the actors meet at every batch-norm layer
+                self.meetings = ray.remote(num_cpus=0)(Meetings).remote(workers)
             self.actors = [self._new_actor() for _ in range(workers)]
             ray.get([actor.pid.remote() for actor in self.actors], timeout=self.timeout_s)
         except BaseException:
@@ -184,7 +248,14 @@ class RayBackend:
 
     def _new_actor(self):
         model = self.model
-        return self._remote.remote(model.process_config(), model.dtype.str, self.seed, *self._data)
+        return self._remote.remote(
+            model.process_config(),
+            model.dtype.str,
+            self.seed,
+            *self._data,
+            self.meetings,
+            self.timeout_s,
+        )
 
     # --------------------------------------------------------------- the face
     def gradient(
@@ -194,10 +265,11 @@ class RayBackend:
         results = self._run("gradient", indices, step)
         dW, db = np.zeros_like(self.model.weights), np.zeros_like(self.model.biases)
         loss = correct = 0.0
-        for piece_loss, piece_correct, piece_dW, piece_db, _ in results:
+        for piece_loss, piece_correct, piece_dW, piece_db, _, _ in results:
             loss, correct = loss + piece_loss, correct + piece_correct
             dW += piece_dW
             db += piece_db
+        self.model.running[...] = results[0][4]  # every actor moved it the same way
         return loss, correct, dW, db
 
     def train_step(self, indices: np.ndarray, optimizer: Optimizer) -> tuple[float, float]:
@@ -244,15 +316,19 @@ class RayBackend:
         ]
         ray = self._ray
         while True:
-            parameters = ray.put((self.model.weights, self.model.biases))
+            self.attempts += 1
+            model = self.model
+            parameters = ray.put((model.weights, model.biases, model.running))
             futures = [
-                getattr(actor, method).remote(parameters, share, *args)
-                for actor, share in zip(self.actors, shares, strict=True)
+                getattr(actor, method).remote(parameters, share, *args, k, self.attempts)
+                for k, (actor, share) in enumerate(zip(self.actors, shares, strict=True))
             ]
             try:
                 results = ray.get(futures, timeout=self.timeout_s)
             except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
                 self._replace_lost(exc, futures)
+                if self.meetings is not None:  # the attempt's half-held meetings go
+                    ray.get(self.meetings.forget.remote(self.attempts + 1), timeout=self.timeout_s)
                 continue
             for k, (share, result) in enumerate(zip(shares, results, strict=True)):
                 self.samples[k] += len(share)
@@ -263,12 +339,22 @@ class RayBackend:
         """Find the actors that are gone (their futures fail), replace them, or raise
         :class:`WorkerError` once the failures exceed ``max_failures``."""
         ray = self._ray
-        lost = []
+        lost, stuck = [], []
         for k, future in enumerate(futures):
             try:
                 ray.get(future, timeout=0.5)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as error:
+            except ray.exceptions.RayActorError as error:
                 lost.append((k, error))
+            except ray.exceptions.GetTimeoutError as error:
+                stuck.append((k, error))
+        if lost and self.meetings is not None:
+            # the others wait at a batch-norm meeting the lost one never reaches: they
+            # are replaced too, but they did not fail
+            for k, _ in stuck:
+                ray.kill(self.actors[k], no_restart=True)
+                self.actors[k] = self._new_actor()
+        else:
+            lost += stuck
         for k, error in lost or [(-1, exc)]:
             self.failures += 1
             cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
@@ -289,10 +375,10 @@ class RayBackend:
         ray = getattr(self, "_ray", None)
         if ray is None:
             return
-        for actor in self.actors:
+        for actor in [*self.actors, self.meetings]:
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(actor, no_restart=True)
-        self.actors = []
+        self.actors, self.meetings = [], None
         if self._started_ray and ray.is_initialized():
             ray.shutdown()
         self._ray = None
