@@ -19,6 +19,7 @@ manager). ``nodenet`` never imports a backend module: entry points are loaded by
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 from importlib import metadata
@@ -242,24 +243,48 @@ class InProcess:
         self.close()
 
 
-#: ``workers="auto"`` uses the pool when a step's work, batch size x parameters, reaches
-#: this. Measured (``make bench``, 2-core AMD EPYC): batch 1024 on 784-512-512-10
-#: (6.9e8) trains 1.18x faster with 2 workers than in this process with 2 BLAS
-#: threads; batch 128 on 784-128-64-10 (1.4e7) only 1.05x, within noise, and a tiny
-#: model loses to the pool's per-step cost.
-POOL_WORK = 1e8
+#: ``workers="auto"`` uses the pool when one training pass of a batch takes at least
+#: this long in this process. Measured (``make bench``, 2-core AMD EPYC): LeNet-5 at
+#: batch 128, 13 ms a pass, trains 1.67x faster with 2 workers; 784-512-512-10 at batch
+#: 1024, 20 ms with 2 BLAS threads, 1.02x; 784-128-64-10 at batch 128, 0.7 ms, no
+#: faster and 1 s more to start. 3 ms is where the earlier rule (batch x parameters >=
+#: 1e8, which missed convolutions: LeNet-5 at batch 128 is 7.9e6) put 784-512-512-10.
+POOL_STEP_S = 0.003
+
+
+def step_seconds(model: Model, batch_size: int) -> float:
+    """Seconds of one forward pass and cached backprop of ``batch_size`` random samples
+    in this process: the median of three after a warm-up (just the warm-up when it alone
+    takes ten times :data:`POOL_STEP_S`). The model's weights are not changed."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch_size, model.input_size)).astype(model.dtype)
+    t = np.zeros((batch_size, model.output_size), model.dtype)
+    dW, db = np.zeros_like(model.weights), np.zeros_like(model.biases)
+    training = TrainingPass(np.arange(batch_size))  # batch statistics, running ones kept
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        batch_gradient(model, x, t, dW, db, training=training)
+        times.append(time.perf_counter() - start)
+        if times[0] >= 10 * POOL_STEP_S:
+            return times[0]
+    return float(np.median(times[1:]))
 
 
 def choose_workers(model: Model, batch_size: int, cores: int | None = None) -> tuple[int, str]:
     """``workers="auto"``: ``(workers, why)``, the pool with one worker per core when
-    ``batch_size * parameters >= POOL_WORK`` and there are at least 2 cores, else this
-    process (0)."""
+    there are at least 2 cores and one training pass of a batch takes at least
+    :data:`POOL_STEP_S` here (:func:`step_seconds`), else this process (0)."""
     cores = (os.cpu_count() or 1) if cores is None else cores
-    work = batch_size * model.parameter_count
-    if cores >= 2 and work >= POOL_WORK:
-        return cores, f"auto: {cores} workers (batch x parameters = {work:.2g} >= {POOL_WORK:.0g})"
-    reason = "1 core" if cores < 2 else f"batch x parameters = {work:.2g} < {POOL_WORK:.0g}"
-    return 0, f"auto: in this process ({reason}; the pool would not be faster)"
+    if cores < 2:
+        return 0, "auto: in this process (1 core; the pool would not be faster)"
+    step_ms, limit_ms = step_seconds(model, batch_size) * 1e3, POOL_STEP_S * 1e3
+    if step_ms >= limit_ms:
+        return cores, f"auto: {cores} workers (a batch takes {step_ms:.1f} ms >= {limit_ms:g})"
+    return 0, (
+        f"auto: in this process (a batch takes {step_ms:.2f} ms < {limit_ms:g}; "
+        "the pool would not be faster)"
+    )
 
 
 def plan_workers(

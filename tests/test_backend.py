@@ -8,7 +8,16 @@ import textwrap
 import numpy as np
 import pytest
 
-from nodenet import Backend, InProcess, available_backends, fit, get_backend, register_backend
+from nodenet import (
+    Backend,
+    InProcess,
+    Layer,
+    Model,
+    available_backends,
+    fit,
+    get_backend,
+    register_backend,
+)
 from nodenet.backend import ENTRY_POINT_GROUP
 from nodenet.workers import WorkerPool
 from tests.conftest import mlp
@@ -112,20 +121,31 @@ def test_no_nodenet_module_names_workers():
 
 
 def test_auto_picks_this_process_unless_the_pool_pays(toy):
-    from nodenet.backend import POOL_WORK, choose_workers
+    """Clear-cut cases of the measured rule: a tiny net and 784-128-64-10 at batch 128
+    (under 1 ms a pass) train here; 784-512-512-10 at batch 1024 (about 20 ms) and
+    LeNet-5 at batch 128 (about 13 ms, where the old batch x parameters rule said no)
+    use the pool; one core never does."""
+    from nodenet.architectures import read_architecture
+    from nodenet.backend import POOL_STEP_S, choose_workers, step_seconds
 
     x, y = toy
     tiny = mlp([6, 3])
     history = fit(tiny, x, y, epochs=1, workers="auto")
     assert history.params["workers"] == 0
     assert "in this process" in history.params["workers_chosen"]
-    wide = mlp([784, 512, 512, 10])  # 669,706 parameters
+    wide = mlp([784, 512, 512, 10])
     assert choose_workers(wide, 1024, cores=2)[0] == 2
-    assert 1024 * wide.parameter_count >= POOL_WORK > 128 * mlp([784, 128, 64, 10]).parameter_count
+    shape, hidden = read_architecture("lenet5")
+    lenet = Model(shape, "cross_entropy", [*hidden, Layer(10, "softmax")]).construct()
+    before = lenet.weights.copy()
+    workers, why = choose_workers(lenet, 128, cores=2)
+    assert workers == 2 and "ms >= 3" in why
+    np.testing.assert_array_equal(lenet.weights, before)  # timing a pass changes nothing
     assert choose_workers(wide, 1024, cores=1) == (
         0,
         "auto: in this process (1 core; the pool would not be faster)",
     )
+    assert step_seconds(mlp([784, 128, 64, 10]), 128) < POOL_STEP_S
     assert choose_workers(mlp([784, 128, 64, 10]), 128, cores=2)[0] == 0
 
 
