@@ -355,6 +355,10 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
     assert plain > 0 and averaged > 0 and abs(averaged - plain - extra) <= 1 and share < 100
     table = pd.read_csv(tmp_path / "profile.csv")
     assert len(table) == 2 * 2 * 2
+    assert "ceiling at batch 128:" in result.stdout and "ceiling at batch 1024:" in result.stdout
+    # against 2 independent single-thread processes, for the 2-worker rows only
+    assert table.loc[table["workers"] == 2, "x_ceiling"].between(0.05, 2).all()
+    assert table.loc[table["workers"] == 1, "x_ceiling"].isna().all()
     assert table["samples_per_s"].gt(0).all()
     assert table["utilisation"].between(0, 1).all() and table["idle_share"].between(0, 1).all()
     shares = table[["utilisation", "idle_share", "barrier_share"]].sum(axis=1)

@@ -6,8 +6,9 @@ finds it through the ``nodenet.commands`` entry points).
     nodenet profile --batches 128 1024 --chunks auto 32 --hidden 512 512
     nodenet profile --arch lenet5 --batches 128
 
-Prints a table, names the bottleneck it finds, and writes profile.csv and profile.png
-into --out.
+Prints a table (with, for the most workers, ``x_ceiling``: samples/s against as many
+independent single-thread processes training at once), names the bottleneck it finds,
+says what Polyak averaging costs, and writes profile.csv and profile.png into --out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from nodenet.files import FileWriteError, check_writable
 from nodenet.settings import Setting
 from nodenet.training import DEFAULT_AVERAGE
 
-from .profiling import averaging_cost_us, diagnose, measure, step_overhead_us
+from .profiling import (
+    averaging_cost_us,
+    ceiling_samples_per_s,
+    diagnose,
+    measure,
+    step_overhead_us,
+)
 
 #: the flags of ``nodenet profile``, as rows of a settings table (checked the same way)
 PROFILE_SETTINGS = {
@@ -97,6 +104,16 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
                 flush=True,
             )
     table = pd.DataFrame(rows)
+    most = max(args.workers)
+    for batch in args.batches:  # what the cores give here, in the same run
+        ceiling = ceiling_samples_per_s(model, batch, args.seconds, args.data_dir, most)
+        print(
+            f"ceiling at batch {batch}: {ceiling:,.0f} samples/s ({most} independent "
+            f"single-thread processes at {max(batch // most, 1)} rows a step)",
+            flush=True,
+        )
+        rows_of = (table["batch"] == batch) & (table["workers"] == most)
+        table.loc[rows_of, "x_ceiling"] = table.loc[rows_of, "samples_per_s"] / ceiling
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "profile.csv", index=False)
     with pd.option_context("display.width", 160, "display.float_format", "{:,.3f}".format):

@@ -1,19 +1,81 @@
 """Worker throughput: samples/s, utilisation, where each worker's time goes (computing,
-the optimizer, the barriers, waiting for the parent), the per-step overhead, and a
-plain-words diagnosis of the bottleneck."""
+the optimizer, the barriers, waiting for the parent), the per-step overhead, the
+ceiling of two cores, and a plain-words diagnosis of the bottleneck."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from nodenet.backend import InProcess
 from nodenet.graph import Layer, Model
 from nodenet.optimizers import Adam
 
 from .pool import WorkerPool
+from .processes import SINGLE_THREAD_ENV
+
+CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_child()"
+
+
+def ceiling_samples_per_s(
+    model: Model, batch: int, seconds: float, data_dir: str | None, processes: int = 2
+) -> float:
+    """The pool's ceiling on this machine: ``processes`` independent single-thread
+    processes, each training ``model``'s architecture in itself at ``batch //
+    processes`` rows a step on MNIST at the same time, with no communication; their
+    samples/s added up is the most a pool of that many workers can reach here."""
+    job = {
+        "config": model.config(),
+        "batch": max(batch // processes, 1),
+        "seconds": seconds,
+        "data_dir": data_dir,
+    }
+    env = {**os.environ, **SINGLE_THREAD_ENV}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CEILING_CHILD],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(processes)
+    ]
+    rates = []
+    for child in children:
+        out, _ = child.communicate(json.dumps(job), timeout=300 + 10 * seconds)
+        if child.returncode != 0:
+            raise RuntimeError(f"a ceiling process failed (exit code {child.returncode})")
+        rates.append(float(out.strip().splitlines()[-1]))
+    return sum(rates)
+
+
+def ceiling_child() -> None:
+    """One process of :func:`ceiling_samples_per_s`: the job on standard input, its
+    samples/s on standard output."""
+    from nodenet.data import Normaliser, load_mnist
+
+    job = json.loads(sys.stdin.read())
+    train, _ = load_mnist(job["data_dir"])
+    model = Model.from_config(job["config"]).construct(seed=0)
+    x = Normaliser.fit("zscore", train.x)(train.x).astype(model.dtype)
+    t = model.targets(train.y)
+    engine, optimizer, rng = InProcess(model, x, t), Adam(), np.random.default_rng(0)
+    draw = lambda: rng.choice(len(x), job["batch"], replace=False)  # noqa: E731
+    for _ in range(3):  # warm up
+        engine.train_step(draw(), optimizer)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < job["seconds"] or steps < 5:
+        engine.train_step(draw(), optimizer)
+        steps += 1
+    print(steps * job["batch"] / (time.perf_counter() - start))
 
 
 def step_overhead_us(workers: int, steps: int = 1000) -> float:
