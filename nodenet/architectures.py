@@ -45,8 +45,9 @@ def layer_from_config(spec: dict) -> Layer:
     accepted = inspect.signature(cls).parameters
     unknown = sorted(set(arguments) - set(accepted))
     if unknown:
-        raise ValueError(f"layer {kind!r} takes no argument {', '.join(unknown)}; "
-                         f"it takes {', '.join(accepted)}")  # fmt: skip
+        raise ValueError(
+            f"layer {kind!r} takes no argument {', '.join(unknown)}; it takes {', '.join(accepted)}"
+        )
     return cls(**arguments)
 
 
@@ -99,8 +100,10 @@ def read_architecture(spec: str | os.PathLike) -> tuple[tuple[int, ...], list[La
         try:
             description = json.loads(path.read_text())
         except OSError as exc:
-            raise ValueError(f"--arch {spec}: not a known architecture ({', '.join(NAMED)}) "
-                             f"and not a readable file ({exc.strerror})") from exc  # fmt: skip
+            raise ValueError(
+                f"--arch {spec}: not a known architecture ({', '.join(NAMED)}) "
+                f"and not a readable file ({exc.strerror})"
+            ) from exc
         except json.JSONDecodeError as exc:
             raise ValueError(f"--arch {spec}: not valid JSON ({exc})") from exc
     if not isinstance(description, dict) or not {"input_shape", "layers"} <= set(description):

@@ -62,8 +62,10 @@ class _Convolution(Layer):
         self.input_shape = tuple(input_shape)
         height, width = self.output_size(input_shape[1:])
         if height < 1 or width < 1:
-            raise ValueError(f"{self!r}: a {kernel_text(self.kernel)} kernel does not fit "
-                             f"{shape_text(input_shape)}")  # fmt: skip
+            raise ValueError(
+                f"{self!r}: a {kernel_text(self.kernel)} kernel does not fit "
+                f"{shape_text(input_shape)}"
+            )
         self.shape = (self.filters, height, width)
         self.size = self.filters * height * width
         self.nodes = Nodes(self, self.node_kind)
@@ -249,6 +251,8 @@ class Conv2DTranspose(_Convolution):
 
     kind = "conv2d_transpose"
     node_kind = TransposedNode
+    _delta: np.ndarray | None = None  # the delta whose im2col columns are kept
+    _delta_cols: np.ndarray | None = None
 
     def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
         full = [(n - 1) * s + k for n, k, s in zip(size, self.kernel, self.stride, strict=True)]
@@ -256,8 +260,10 @@ class Conv2DTranspose(_Convolution):
             if any(k < s for k, s in zip(self.kernel, self.stride, strict=True)):
                 raise ValueError(f"{self!r}: padding='same' needs a kernel at least the stride")
             total = [f - n * s for f, n, s in zip(full, size, self.stride, strict=True)]
-            self.pads = ((total[0] // 2, total[0] - total[0] // 2),
-                         (total[1] // 2, total[1] - total[1] // 2))  # fmt: skip
+            self.pads = (
+                (total[0] // 2, total[0] - total[0] // 2),
+                (total[1] // 2, total[1] - total[1] // 2),
+            )
         (top, bottom), (left, right) = self.pads
         return full[0] - top - bottom, full[1] - left - right
 
@@ -285,14 +291,15 @@ class Conv2DTranspose(_Convolution):
         """(n, h, w, c) -> (n, out_h, out_w, filters): ``col2im(prev_a @ W)``, cropped."""
         self.inputs = prev_a.reshape(-1, self.input_shape[0])
         cols = self.inputs @ self.W
-        image = col2im(cols, self.input_shape[1:], self._image(len(prev_a)), self.kernel,
-                       self.stride)  # fmt: skip
+        image = col2im(
+            cols, self.input_shape[1:], self._image(len(prev_a)), self.kernel, self.stride
+        )
         return np.ascontiguousarray(crop(image, self.pads))
 
     def _columns(self, delta: np.ndarray) -> np.ndarray:
         """``im2col`` of ``delta`` padded back to the uncropped output: (n * h * w,
         kh * kw * filters), memoised for the pass's one ``delta``."""
-        if getattr(self, "_delta", None) is not delta:
+        if self._delta is not delta:
             self._delta = delta
             self._delta_cols = im2col(pad(delta, self.pads), self.kernel, self.stride)
         return self._delta_cols

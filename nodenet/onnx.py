@@ -108,8 +108,14 @@ def _linear(node, constant, layer, a: str) -> str:
     (top, bottom), (left, right) = layer.pads
     op = "Conv" if isinstance(layer, Conv2D) else "ConvTranspose"
     kernels = constant(f"W{l}", np.ascontiguousarray(layer.kernels))
-    return node(op, [a, kernels, *bias], name, kernel_shape=list(layer.kernel),
-                strides=list(layer.stride), pads=[top, left, bottom, right])  # fmt: skip
+    return node(
+        op,
+        [a, kernels, *bias],
+        name,
+        kernel_shape=list(layer.kernel),
+        strides=list(layer.stride),
+        pads=[top, left, bottom, right],
+    )
 
 
 def _resampling(node, constant, layer, a: str) -> str:
@@ -122,8 +128,14 @@ def _resampling(node, constant, layer, a: str) -> str:
         return node(op, [a], f"a{l}", kernel_shape=list(layer.pool), strides=list(layer.stride))
     if isinstance(layer, UpSampling2D):
         scales = constant(f"scales{l}", [1, 1, *layer.scale], np.float32)
-        return node("Resize", [a, "", scales], f"a{l}", mode="nearest",
-                    coordinate_transformation_mode="asymmetric", nearest_mode="floor")  # fmt: skip
+        return node(
+            "Resize",
+            [a, "", scales],
+            f"a{l}",
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        )
     raise ValueError(f"{layer!r} has no ONNX export")
 
 
