@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layer import Layer, shape_text
+from .layer import Layer
 from .layout import LayerParameters
-from .node import Node, Nodes
+from .node import Node
 from .windows import NO_PADS, col2im, crop, im2col, pad, pair, positions, same_pads
 
 PADDINGS = ("valid", "same")
@@ -54,21 +54,7 @@ class _Convolution(Layer):
         self.pads = NO_PADS
 
     def build(self, input_shape: tuple[int, ...]) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self!r} takes (channels, height, width) images but gets "
-                f"{shape_text(input_shape)}: give the model an image input shape"
-            )
-        self.input_shape = tuple(input_shape)
-        height, width = self.output_size(input_shape[1:])
-        if height < 1 or width < 1:
-            raise ValueError(
-                f"{self!r}: a {kernel_text(self.kernel)} kernel does not fit "
-                f"{shape_text(input_shape)}"
-            )
-        self.shape = (self.filters, height, width)
-        self.size = self.filters * height * width
-        self.nodes = Nodes(self, self.node_kind)
+        self.build_image(input_shape, self.filters)
 
     @property
     def fans(self) -> tuple[int, int]:
@@ -83,19 +69,15 @@ class _Convolution(Layer):
         return 3 * self.size + windows * channels * self.kernel[0] * self.kernel[1]
 
     def config(self) -> dict:
-        config = {
+        return {
             "type": self.kind,
             "filters": self.filters,
             "kernel": list(self.kernel),
             "stride": list(self.stride),
             "padding": self.padding,
             "activation": self.activation.config(),
+            **self.options(),
         }
-        if self.dropout:
-            config["dropout"] = self.dropout
-        if self.batch_norm:
-            config["batch_norm"] = True
-        return config
 
     def __repr__(self) -> str:
         extra = f", stride={self.stride}" if self.stride != (1, 1) else ""
@@ -104,10 +86,6 @@ class _Convolution(Layer):
         extra += ", batch_norm=True" if self.batch_norm else ""
         kernel = self.kernel[0] if self.kernel[0] == self.kernel[1] else self.kernel
         return f"{type(self).__name__}({self.filters}, {kernel}, {self.activation!r}{extra})"
-
-
-def kernel_text(kernel: tuple[int, int]) -> str:
-    return f"{kernel[0]}x{kernel[1]}"
 
 
 class ConvNode(Node):

@@ -47,7 +47,7 @@ class Flatten(Layer):
         return delta
 
     def config(self) -> dict:
-        return {"type": self.kind, **({"dropout": self.dropout} if self.dropout else {})}
+        return {"type": self.kind, **self.options()}
 
     def __repr__(self) -> str:
         return f"Flatten({f'dropout={self.dropout}' if self.dropout else ''})"

@@ -47,6 +47,9 @@ class Layer:
     keeps its running mean and variance in ``running`` (2, N).
     """
 
+    #: the class of the layer's nodes (``layer.nodes[j]``)
+    node_kind: type[Node] = Node
+
     def __init__(
         self,
         size: int,
@@ -72,7 +75,7 @@ class Layer:
         self.a: np.ndarray | None = None
         self.keep: np.ndarray | None = None  # the dropout mask of the last pass, or None
         self.norm = Normalisation() if batch_norm else None
-        self.nodes: Nodes | list = Nodes(self, Node)
+        self.nodes: Nodes | list = Nodes(self, self.node_kind)
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         """Fix ``input_shape``, the previous layer's ``shape`` (and so this layer's own
@@ -168,14 +171,33 @@ class Layer:
         else:
             np.matmul(delta.T, prev_a, out=out)
 
+    def options(self) -> dict:
+        """``dropout`` and ``batch_norm`` when set, for :meth:`config`."""
+        return {
+            **({"dropout": self.dropout} if self.dropout else {}),
+            **({"batch_norm": True} if self.batch_norm else {}),
+        }
+
     def config(self) -> dict:
         """``size``, ``activation`` and, when set, ``dropout`` and ``batch_norm``."""
-        config = {"size": self.size, "activation": self.activation.config()}
-        if self.dropout:
-            config["dropout"] = self.dropout
-        if self.batch_norm:
-            config["batch_norm"] = True
-        return config
+        return {"size": self.size, "activation": self.activation.config(), **self.options()}
+
+    def build_image(self, input_shape: tuple[int, ...], channels: int | None) -> None:
+        """:meth:`build` for an image layer: fix ``input_shape`` (channels, height,
+        width) and ``shape`` (``channels``, or the input's when ``None``; the height and
+        width that ``self.output_size`` gives), and make the layer's nodes."""
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{self!r} takes (channels, height, width) images but gets "
+                f"{shape_text(input_shape)}: give the model an image input shape"
+            )
+        self.input_shape = tuple(input_shape)
+        height, width = self.output_size(input_shape[1:])
+        if height < 1 or width < 1:
+            raise ValueError(f"{self!r} does not fit {shape_text(input_shape)}")
+        self.shape = (input_shape[0] if channels is None else channels, height, width)
+        self.size = int(np.prod(self.shape))
+        self.nodes = Nodes(self, self.node_kind)
 
     def __repr__(self) -> str:
         extra = f", dropout={self.dropout}" if self.dropout else ""

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .layer import Layer, shape_text
+from .layer import Layer
 from .layout import LayerParameters
-from .node import Node, Nodes
+from .node import Node
 from .windows import pair, positions, spread, windows
 
 
@@ -26,24 +26,12 @@ class _Resampling(Layer):
     """An image layer without parameters that keeps the channels."""
 
     kind = ""
-    node_kind = Node
 
     def __init__(self, dropout: float = 0.0):
         super().__init__(1, "identity", dropout)
 
     def build(self, input_shape: tuple[int, ...]) -> None:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{self!r} takes (channels, height, width) images but gets "
-                f"{shape_text(input_shape)}"
-            )
-        self.input_shape = tuple(input_shape)
-        height, width = self.output_size(input_shape[1:])
-        if height < 1 or width < 1:
-            raise ValueError(f"{self!r} does not fit {shape_text(input_shape)}")
-        self.shape = (input_shape[0], height, width)
-        self.size = int(np.prod(self.shape))
-        self.nodes = Nodes(self, self.node_kind)
+        self.build_image(input_shape, None)
 
     @property
     def parameters(self) -> LayerParameters:
@@ -54,13 +42,10 @@ class _Resampling(Layer):
         raise NotImplementedError
 
     def config(self) -> dict:
-        config = {"type": self.kind, **self.settings()}
-        if self.dropout:
-            config["dropout"] = self.dropout
-        return config
+        return {"type": self.kind, **self.settings(), **self.options()}
 
     def __repr__(self) -> str:
-        settings = {**self.settings(), **({"dropout": self.dropout} if self.dropout else {})}
+        settings = {**self.settings(), **self.options()}
         body = ", ".join(f"{k}={square(v)}" for k, v in settings.items())
         return f"{type(self).__name__}({body})"
 
