@@ -24,7 +24,7 @@ import numpy as np
 
 from .layer import Layer
 from .layout import LayerParameters
-from .node import Node
+from .node import ImageNode
 from .windows import NO_PADS, col2im, crop, im2col, pad, pair, positions, same_pads
 
 PADDINGS = ("valid", "same")
@@ -88,25 +88,23 @@ class _Convolution(Layer):
         return f"{type(self).__name__}({self.filters}, {kernel}, {self.activation!r}{extra})"
 
 
-class ConvNode(Node):
-    """One unit of a :class:`Conv2D`: filter ``f`` at output position ``(y, x)``."""
-
-    @property
-    def position(self) -> tuple[int, int, int]:
-        """``(y, x, f)`` of this unit."""
-        _, height, width = self.layer.shape
-        y, x, f = np.unravel_index(self.index, (height, width, self.layer.filters))
-        return int(y), int(x), int(f)
-
-    @property
-    def weights_in(self) -> np.ndarray:
-        """The unit's kernel (channels, kh, kw), shared by every position."""
-        return self.layer.kernels[self.position[2]]
+class FilterNode(ImageNode):
+    """One unit of a convolution: filter ``f`` at output position ``(y, x)``, with the
+    filter's bias."""
 
     @property
     def bias(self) -> np.ndarray:
         f = self.position[2]
         return self.layer.b[f : f + 1]
+
+
+class ConvNode(FilterNode):
+    """One unit of a :class:`Conv2D`: filter ``f`` at output position ``(y, x)``."""
+
+    @property
+    def weights_in(self) -> np.ndarray:
+        """The unit's kernel (channels, kh, kw), shared by every position."""
+        return self.layer.kernels[self.position[2]]
 
     def calculate(self, prev_a: np.ndarray) -> np.ndarray:
         """The slow, readable ``z = b_f + sum_{c,i,j} w_fcij * a(y*s + i - top, x*s + j
@@ -188,16 +186,9 @@ class Conv2D(_Convolution):
             out[...] = grad
 
 
-class TransposedNode(Node):
+class TransposedNode(FilterNode):
     """One unit of a :class:`Conv2DTranspose`: filter ``f`` at output position ``(y,
     x)``, which every input position whose window covers it feeds."""
-
-    position = ConvNode.position
-
-    @property
-    def bias(self) -> np.ndarray:
-        f = self.position[2]
-        return self.layer.b[f : f + 1]
 
     def calculate(self, prev_a: np.ndarray) -> np.ndarray:
         """The slow, readable ``z = b_f + sum w_c,f,i,j * a(r, q, c)`` over the input

@@ -54,6 +54,18 @@ class Node:
         return f"Node(layer={self.layer.index}, index={self.index})"
 
 
+class ImageNode(Node):
+    """One unit of an image layer: channel (or filter) ``c`` at output position
+    ``(y, x)``, the entry ``index`` of a sample's (height, width, channels) output."""
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        """``(y, x, c)`` of this unit."""
+        channels, height, width = self.layer.shape
+        y, x, c = np.unravel_index(self.index, (height, width, channels))
+        return int(y), int(x), int(c)
+
+
 class Nodes(Sequence):
     """A layer's nodes, of class ``kind``, made when asked for (``layer.nodes[j]``,
     ``len``, iteration): a layer of a hundred million units costs nothing until its

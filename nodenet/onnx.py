@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .batchnorm import EPS
-from .conv import Conv2D, Conv2DTranspose
+from .conv import Conv2D
 from .files import atomic_write
 from .flatten import Flatten
 from .graph import Model
@@ -70,7 +70,7 @@ def to_onnx(model: Model):
         a = node("Reshape", [a, shape], "images")
     for layer in model.layers[1:]:
         l = layer.index
-        if isinstance(layer, Layer | Conv2D | Conv2DTranspose) and layer.b.size:
+        if layer.b.size:  # a layer with parameters: dense or a convolution
             a = _linear(node, constant, layer, a)
             if layer.norm is not None:
                 inputs = [a, constant(f"gamma{l}", layer.gamma), constant(f"beta{l}", layer.b)]

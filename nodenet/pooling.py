@@ -18,7 +18,7 @@ import numpy as np
 from . import kernels
 from .layer import Layer
 from .layout import LayerParameters
-from .node import Node
+from .node import ImageNode
 from .windows import pair, positions, spread, windows
 
 
@@ -55,14 +55,8 @@ def square(value):
     return value[0] if isinstance(value, list) and value[0] == value[-1] else value
 
 
-class PoolNode(Node):
+class PoolNode(ImageNode):
     """One unit of a pooling layer: channel ``c`` of the window at ``(y, x)``."""
-
-    @property
-    def position(self) -> tuple[int, int, int]:
-        """``(y, x, c)`` of this unit."""
-        y, x, c = np.unravel_index(self.index, (*self.layer.shape[1:], self.layer.shape[0]))
-        return int(y), int(x), int(c)
 
     def window(self, prev_a: np.ndarray) -> list[np.ndarray]:
         """The entries ``(n,)`` of ``prev_a`` (n, h, w, c) in this unit's window, in
@@ -158,10 +152,8 @@ class AvgPool2D(_Pooling):
         return spread(lambda i, j: share, self._image(len(delta)), self.pool, self.stride)
 
 
-class CopyNode(Node):
+class CopyNode(ImageNode):
     """One unit of :class:`UpSampling2D`: a copy of the entry it was made from."""
-
-    position = PoolNode.position
 
     def calculate(self, prev_a: np.ndarray) -> np.ndarray:
         """The entry ``(y // s, x // s)`` of channel ``c``, read where it sits."""

@@ -23,19 +23,19 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import kernels
+from .checks import require_int
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 NO_PADS: Pads = ((0, 0), (0, 0))
 
 
 def pair(name: str, value) -> tuple[int, int]:
-    """``value`` (an int or two ints) as ``(rows, columns)``, each at least 1."""
+    """``value`` (an int or two ints) as ``(rows, columns)``, each at least 1
+    (``ValueError`` naming ``name`` otherwise)."""
     values = (value, value) if isinstance(value, int | np.integer) else tuple(value)
-    if len(values) != 2 or not all(
-        isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= 1 for v in values
-    ):
-        raise ValueError(f"{name} must be a positive int or two of them, got {value!r}")
-    return int(values[0]), int(values[1])
+    if len(values) != 2:
+        raise ValueError(f"{name} must be an int or two of them, got {value!r}")
+    return require_int(name, values[0], 1), require_int(name, values[1], 1)
 
 
 def same_pads(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]) -> Pads:
