@@ -126,6 +126,15 @@ def run_steps(pool: WorkerPool, optimizer, batches) -> None:
         pool.collect()
 
 
+def _batches_for(seconds: float, start: float, draw, drawn: list):
+    """Batches from ``draw()`` (counted in ``drawn``) until ``seconds`` have passed
+    since ``start`` and at least 5 were drawn: one stream, so the ring stays full as in
+    ``fit`` (a stream cut every ``ahead`` steps leaves the workers idle at each cut)."""
+    while time.perf_counter() - start < seconds or len(drawn) < 5:
+        drawn.append(None)
+        yield draw()
+
+
 @dataclass
 class Measurement:
     """One setting: workers, chunk, batch, and what the counters said."""
@@ -182,12 +191,10 @@ def measure(
             for batch in batches:
                 draw = lambda: rng.choice(len(x), batch, replace=False)  # noqa: B023, E731
                 run_steps(pool, opt, [draw() for _ in range(pool.ahead)])  # warm up
-                steps, start = 0, time.perf_counter()
-                before = pool.stats()
-                while time.perf_counter() - start < seconds or steps < 5:
-                    run_steps(pool, opt, [draw() for _ in range(pool.ahead)])
-                    steps += pool.ahead
-                elapsed = time.perf_counter() - start
+                drawn = []
+                before, start = pool.stats(), time.perf_counter()
+                run_steps(pool, opt, _batches_for(seconds, start, draw, drawn))
+                elapsed, steps = time.perf_counter() - start, len(drawn)
                 after = pool.stats()
                 delta = (
                     after[list(WorkerPool.COUNTERS)].to_numpy()
