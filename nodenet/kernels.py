@@ -59,6 +59,16 @@ def _adam(p, g, m, v, avg, n, l2, keep, b1, c1, b2, c2, lr_t, eps_t, a, ca):
 adam = njit(cache=True, fastmath=False, error_model="numpy")(_adam) if available else None
 
 
+def warm_up() -> None:
+    """Call the Adam kernel once on a float32 array of one element: a process's first
+    call of a kernel initialises numba and loads the code from its cache (0.38 s
+    measured; the first call of another signature then takes 3 ms). Worker processes
+    call this while the parent sets the shared arrays up, not inside their first step."""
+    if available:
+        p = np.zeros(1, np.float32)
+        adam(p, p, p, p, p, *np.ones(11, np.float32))
+
+
 def _dropout_mask(rows, size, base, golden, mix_1, mix_2, rate, scale, out):
     """``out[i, j] = scale`` if ``u(rows[i] * size + j) >= rate`` else 0, with ``u`` the
     SplitMix64 hash of ``(k * golden + base)`` mapped to ``[0, 1)`` (uint64 arithmetic,

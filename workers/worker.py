@@ -212,9 +212,11 @@ class RangeStep:
 
 def boot() -> None:
     """What a worker process runs (``workers.processes.BOOT``): the slow imports (NumPy,
-    numba, nodenet) while the parent sets up the shared arrays, then :func:`main` with
-    the arguments pickled on its standard input (none: the pool gave up; leave)."""
+    numba, nodenet) and numba's first call while the parent sets up the shared arrays,
+    then :func:`main` with the arguments pickled on its standard input (none: the pool
+    gave up; leave)."""
     importlib.import_module("nodenet.graph")
+    importlib.import_module("nodenet.kernels").warm_up()
     try:
         arguments = pickle.load(sys.stdin.buffer)
     except EOFError:
