@@ -89,7 +89,15 @@ class Steps:
         s/epoch, a fixed 5 ms 0.432 s; a fixed nap starves the workers of short steps
         (a 4-3-2 net: 335 us a step against 47 us in-process)."""
         done = self.ring.steps_done
-        ahead = max(1, self.published - step)
+        if done.min() <= step:  # (the nap is worked out only when the parent must sleep)
+            self.sleep_until(step, max(1, self.published - step))
+        started = self.started.pop(step, None)
+        if started is not None and step > 0:  # step 0 carries the workers' warm-up
+            self.longest_s = max(self.longest_s, time.monotonic() - started)
+
+    def sleep_until(self, step: int, ahead: int) -> None:
+        """Sleep until every worker has finished ``step``, ``ahead`` steps in flight."""
+        done = self.ring.steps_done
         nap = min(MAX_WAIT_S, max(MIN_WAIT_S, self.step_seconds() * ahead / 2))
         last_check = time.monotonic()
         while done.min() <= step:
@@ -101,9 +109,6 @@ class Steps:
                 waited = now - self.started.get(step, now)
                 if waited > max(self.hang_floor_s, HANG_FACTOR * self.longest_s):
                     self.hung(step, waited)
-        started = self.started.pop(step, None)
-        if started is not None and step > 0:  # step 0 carries the workers' warm-up
-            self.longest_s = max(self.longest_s, time.monotonic() - started)
 
     def step_seconds(self) -> float:
         """Worker 0's seconds of work per step over the steps since the last look."""

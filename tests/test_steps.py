@@ -1,0 +1,73 @@
+"""The parent's side of the ring (``workers/steps.py``): how long it sleeps while it waits
+for the workers, worked out from the work they count, not their idle time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nodenet.workers import steps as steps_module
+from nodenet.workers.counters import COUNTERS
+from nodenet.workers.ring import TRAIN, Ring, ring_shapes
+from nodenet.workers.steps import MAX_WAIT_S, MIN_WAIT_S, Steps
+
+
+def ring(slots: int = 16, workers: int = 2) -> Ring:
+    arrays = {
+        name: np.zeros(shape, dtype)
+        for name, (shape, dtype) in ring_shapes(slots, 8, workers).items()
+    }
+    return Ring(arrays)
+
+
+def counted(r: Ring, worker: int, steps: int, **seconds: float) -> None:
+    """Worker ``worker`` has finished ``steps`` steps, having counted ``seconds``."""
+    for name, value in seconds.items():
+        r.counters[worker, COUNTERS.index(name)] = value
+    r.steps_done[worker] = steps
+
+
+def never(*_):
+    raise AssertionError("not expected")
+
+
+def test_a_step_lasts_the_work_the_workers_count_not_their_idle_time():
+    r = ring()
+    steps = Steps(r, lambda: None, never, 30.0)
+    counted(r, 0, 10, busy_s=0.008, update_s=0.001, barrier_s=0.0005, sync_s=0.0005, idle_s=5.0)
+    assert steps.step_seconds() == pytest.approx(0.001)
+    # the next look measures only the steps since this one
+    counted(r, 0, 20, busy_s=0.038, update_s=0.001, barrier_s=0.0005, sync_s=0.0005, idle_s=9.0)
+    assert steps.step_seconds() == pytest.approx(0.003)
+    assert steps.step_seconds() == pytest.approx(0.003)  # no new step: the last figure
+
+
+@pytest.mark.parametrize(
+    ("step_s", "expected"),
+    [
+        (0.0001, 0.0001 * 16 / 2),  # short steps: wake before the ring runs dry
+        (0.004, MAX_WAIT_S),  # long steps: at most MAX_WAIT_S
+        (1e-7, MIN_WAIT_S),
+    ],
+)
+def test_a_waiting_parent_sleeps_until_about_half_the_steps_in_flight_are_done(
+    monkeypatch, step_s, expected
+):
+    r = ring()
+    steps = Steps(r, lambda: None, never, 30.0)
+    for _ in range(16):
+        steps.publish(TRAIN, np.arange(4), 1, 0, None, 4.0)
+    counted(r, 0, 0, busy_s=0.0)
+    steps.step_s = step_s
+    naps = []
+
+    def sleep(seconds):  # the workers finish every step while the parent sleeps
+        naps.append(seconds)
+        r.steps_done[:] = 16
+
+    monkeypatch.setattr(steps_module.time, "sleep", sleep)
+    steps.result(0)
+    assert naps == [pytest.approx(expected)]
+    naps.clear()
+    steps.result(1)  # done already: no sleep, no nap worked out
+    assert naps == []
