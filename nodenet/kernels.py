@@ -23,6 +23,7 @@ numba's cache.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -61,12 +62,26 @@ adam = njit(cache=True, fastmath=False, error_model="numpy")(_adam) if available
 
 def warm_up() -> None:
     """Call the Adam kernel once on a float32 array of one element: a process's first
-    call of a kernel initialises numba and loads the code from its cache (0.38 s
-    measured; the first call of another signature then takes 3 ms). Worker processes
-    call this while the parent sets the shared arrays up, not inside their first step."""
-    if available:
+    call of a kernel initialises numba and loads the code from its cache (the first
+    call of another signature then takes 3 ms). Worker processes call this while the
+    parent sets the shared arrays up, not inside their first step.
+
+    numba's first call also imports ``scipy.linalg`` when SciPy is installed, to find a
+    BLAS for ``np.dot`` inside compiled code, which these kernels never call;
+    ``scipy.linalg`` is hidden for that call (an import of it raises ``ImportError``
+    meanwhile, and numba goes on without) and imports as usual after it. Measured: 0.28-
+    0.38 s with the import, 0.12-0.18 s without."""
+    if not available:
+        return
+    hide = "scipy.linalg" not in sys.modules
+    if hide:
+        sys.modules["scipy.linalg"] = None
+    try:
         p = np.zeros(1, np.float32)
         adam(p, p, p, p, p, *np.ones(11, np.float32))
+    finally:
+        if hide:
+            del sys.modules["scipy.linalg"]
 
 
 def _dropout_mask(rows, size, base, golden, mix_1, mix_2, rate, scale, out):

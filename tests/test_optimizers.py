@@ -1,5 +1,9 @@
 """Optimizers: a hand-computed step on a 3-parameter problem, and each one learning."""
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -183,3 +187,34 @@ def test_the_fused_kernel_equals_the_numpy_rules(monkeypatch, dtype, make):
         assert set(s_kernel) == set(s_numpy)
         for key in s_numpy:
             np.testing.assert_array_equal(s_kernel[key], s_numpy[key], err_msg=key)
+
+
+@pytest.mark.skipif(not kernels.available, reason="numba kernels are off or not installed")
+def test_a_workers_warm_up_loads_the_kernel_without_importing_scipy_and_leaves_it_importable():
+    """``kernels.warm_up`` (a worker's first numba call) keeps numba from importing
+    ``scipy.linalg`` for its BLAS, which the kernels never use; it imports as usual after, and the
+    kernel then steps as the NumPy rule does. In a fresh process: numba's first call
+    happens once per process. Needs SciPy (the ``sklearn`` extra) to mean anything."""
+    pytest.importorskip("scipy", reason="SciPy is not installed: nothing to hide")
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        from nodenet import Adam, kernels
+        kernels.warm_up()
+        assert "scipy.linalg" not in sys.modules
+        import scipy.linalg  # importable again
+        p, g = np.ones(5, np.float32), np.full(5, 0.5, np.float32)
+        Adam(lr=0.1).step_mean(p, p[:1].copy(), g, g[:1].copy(), 1)
+        kernels.available = False
+        q = np.ones(5, np.float32)
+        Adam(lr=0.1).step_mean(q, q[:1].copy(), g, g[:1].copy(), 1)
+        np.testing.assert_array_equal(p, q)
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
