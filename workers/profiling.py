@@ -112,11 +112,12 @@ def averaging_cost_us(model: Model, average: float, rounds: int = 9, steps: int 
     return float(np.median(times[0.0])), float(np.median(times[average]))
 
 
-def run_steps(pool: WorkerPool, optimizer, batches) -> None:
+def run_steps(pool: WorkerPool, optimizer, batches) -> int:
     """Train on ``batches`` (row indices) as ``fit`` does: up to ``pool.ahead`` steps in
-    flight, each result collected in order."""
-    in_flight = 0
+    flight, each result collected in order. Returns the number of steps."""
+    in_flight = steps = 0
     for rows in batches:
+        steps += 1
         if in_flight == pool.ahead:
             pool.collect()
             in_flight -= 1
@@ -124,14 +125,16 @@ def run_steps(pool: WorkerPool, optimizer, batches) -> None:
         in_flight += 1
     for _ in range(in_flight):
         pool.collect()
+    return steps
 
 
-def _batches_for(seconds: float, start: float, draw, drawn: list):
-    """Batches from ``draw()`` (counted in ``drawn``) until ``seconds`` have passed
-    since ``start`` and at least 5 were drawn: one stream, so the ring stays full as in
-    ``fit`` (a stream cut every ``ahead`` steps leaves the workers idle at each cut)."""
-    while time.perf_counter() - start < seconds or len(drawn) < 5:
-        drawn.append(None)
+def _batches_for(seconds: float, draw):
+    """Batches from ``draw()`` for ``seconds``, at least 5: one stream, so the ring stays
+    full as in ``fit`` (a stream cut every ``ahead`` steps leaves the workers idle at
+    each cut)."""
+    start, drawn = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds or drawn < 5:
+        drawn += 1
         yield draw()
 
 
@@ -191,10 +194,9 @@ def measure(
             for batch in batches:
                 draw = lambda: rng.choice(len(x), batch, replace=False)  # noqa: B023, E731
                 run_steps(pool, opt, [draw() for _ in range(pool.ahead)])  # warm up
-                drawn = []
                 before, start = pool.stats(), time.perf_counter()
-                run_steps(pool, opt, _batches_for(seconds, start, draw, drawn))
-                elapsed, steps = time.perf_counter() - start, len(drawn)
+                steps = run_steps(pool, opt, _batches_for(seconds, draw))
+                elapsed = time.perf_counter() - start
                 after = pool.stats()
                 delta = (
                     after[list(WorkerPool.COUNTERS)].to_numpy()
