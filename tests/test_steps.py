@@ -71,3 +71,23 @@ def test_a_waiting_parent_sleeps_until_about_half_the_steps_in_flight_are_done(
     naps.clear()
     steps.result(1)  # done already: no sleep, no nap worked out
     assert naps == []
+
+
+def test_a_parent_waiting_for_its_only_step_sleeps_most_of_a_step_then_looks_often(monkeypatch):
+    """With one step in flight (a callback reads the model after every batch) the
+    workers idle from the moment it is done until the parent looks: a first nap of 0.9
+    of a step, then naps of a sixteenth of one."""
+    r = ring()
+    steps = Steps(r, lambda: None, never, 30.0)
+    steps.publish(TRAIN, np.arange(4), 1, 0, None, 4.0)
+    steps.step_s = 0.002
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        if len(naps) == 3:
+            r.steps_done[:] = 1
+
+    monkeypatch.setattr(steps_module.time, "sleep", sleep)
+    steps.result(0)
+    assert naps == [pytest.approx(0.0018), pytest.approx(0.000125), pytest.approx(0.000125)]

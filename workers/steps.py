@@ -13,6 +13,7 @@ from .ring import Ring
 MIN_WAIT_S = 0.00005  # the shortest sleep of a waiting parent
 MAX_WAIT_S = 0.005  # the longest (a parent that wakes less often takes less CPU from workers)
 FIRST_STEP_S = 0.0005  # the work a step is assumed to take before one was measured
+FIRST_NAP_ALONE = 0.9  # the first nap, in steps, when the parent waits for its only step
 CHECK_S = 0.02  # how often a waiting parent checks on its workers
 HANG_FACTOR = 50  # a step that waits this many times the longest step before it is hung
 WORK = [i for i, name in enumerate(COUNTERS) if name.endswith("_s") and name != "idle_s"]
@@ -96,12 +97,16 @@ class Steps:
             self.longest_s = max(self.longest_s, time.monotonic() - started)
 
     def sleep_until(self, step: int, ahead: int) -> None:
-        """Sleep until every worker has finished ``step``, ``ahead`` steps in flight."""
+        """Sleep until every worker has finished ``step``, ``ahead`` steps in flight: a
+        first nap until about half of them should be done (most of the one step when it
+        is the only one), then naps of a sixteenth of a step."""
         done = self.ring.steps_done
-        nap = min(MAX_WAIT_S, max(MIN_WAIT_S, self.step_seconds() * ahead / 2))
+        step_s = self.step_seconds()
+        nap = step_s * max(ahead / 2, FIRST_NAP_ALONE)
         last_check = time.monotonic()
         while done.min() <= step:
-            time.sleep(nap)
+            time.sleep(min(MAX_WAIT_S, max(MIN_WAIT_S, nap)))
+            nap = step_s / 16
             now = time.monotonic()
             if now - last_check > CHECK_S:
                 last_check = now
