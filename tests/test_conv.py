@@ -373,7 +373,16 @@ def test_nodenet_train_takes_an_architecture_file(tmp_path, image_csv):
         "Conv2D", "MaxPool2D", "Flatten", "Layer"
     ]  # fmt: skip
     assert model.input_shape == (2, 6, 6) and model.layers[1].batch_norm
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["validation_accuracy"] > 0.9
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["validation_accuracy"] > 0.9
+    # the run records the network it built, not the dense defaults it did not use
+    assert metrics["settings"]["arch"] == "arch.json"
+    for key in ("hidden", "activation", "dropout", "batch_norm"):
+        assert metrics["settings"][key] is None, key
+    resumed = _nodenet("train", "--resume", "run", "--epochs", "17", "--no-plot", "--quiet",
+                       cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 17
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,9 @@ from nodenet.settings import SettingsError
 from . import sources
 from .train_flags import RUN_SETTINGS, build_parser, given_flags, resume_settings
 
+#: the settings that describe the dense hidden layers, which --arch replaces
+DENSE_ONLY = ("hidden", "activation", "dropout", "batch_norm")
+
 
 def main(argv: list[str] | None = None, prog: str = "nodenet train") -> int:
     parser = build_parser(prog)
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None, prog: str = "nodenet train") -> int:
             parser.error(f"{flag} goes with {needs}; it would be ignored here")
     given = given_flags(parser, argv)
     if args.arch is not None:
-        for key in ("hidden", "activation", "dropout", "batch_norm"):
+        for key in DENSE_ONLY:
             if key in given:
                 flag = "--" + key.replace("_", "-")
                 parser.error(f"{flag} describes the dense network; --arch gives the whole network")
@@ -188,7 +191,9 @@ def train_into(out: Path, args: argparse.Namespace, state) -> int:
         "epochs": int(epochs["epoch"].max()),
         "parameters": model.parameter_count,
         "workers": history.params.get("workers", 0),
-        "settings": stored,
+        # a run with --arch reports no dense network it did not build (its checkpoint
+        # keeps the defaults, which --resume checks like any other setting)
+        "settings": {**stored, **dict.fromkeys(DENSE_ONLY if args.arch is not None else ())},
     }
     try:
         save(model, out / "model.npz", metadata={"settings": stored, **data.description})
