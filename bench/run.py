@@ -408,6 +408,17 @@ def main(argv: list[str] | None = None) -> int:
     ):  # samples/s as a share of what two independent processes reach together
         rows_of = frame["table"].str.startswith(table) & frame["trainer"].str.startswith("nodenet")
         frame.loc[rows_of, "x_ceiling"] = by_name[ceiling] / frame.loc[rows_of, "seconds_per_epoch"]
+    for table, one_core in (
+        ("batch 128", "nodenet 1 worker"),
+        ("batch 1024", "nodenet 1 worker (1024)"),
+        ("LeNet", "lenet5 nodenet 1 worker"),
+    ):  # samples/s against one core: a single-thread worker at the same batch
+        ours = frame["trainer"].str.startswith(("nodenet", "ceiling", "lenet5 nodenet"))
+        rows_of = frame["table"].str.startswith(table) & ours
+        if one_core in by_name:
+            frame.loc[rows_of, "x_one_core"] = (
+                by_name[one_core] / frame.loc[rows_of, "seconds_per_epoch"]
+            )
     node_s = extras["node_seconds_per_sample"]
     frame = pd.concat(
         [
@@ -438,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(batch 1024: x {args.scaling_epochs}), medians; {time.perf_counter() - started:.0f} s.",
         "",
         "| trainer | threads | s / epoch | samples / s | x PyTorch 2 thr | x NumPy 2 thr "
-        "| x ceiling | peak MiB | test acc |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| x one core | x ceiling | peak MiB | test acc |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(row, key, spec):
@@ -450,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"| {row['trainer']} | {row['threads']} | {fmt(row, 'seconds_per_epoch', '.3f')} "
             f"| {fmt(row, 'samples_per_s', ',.0f')} | {fmt(row, 'x_pytorch_2_threads', '.2f')} "
-            f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'x_ceiling', '.2f')} "
+            f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'x_one_core', '.2f')} "
+            f"| {fmt(row, 'x_ceiling', '.2f')} "
             f"| {fmt(row, 'peak_mib', '.0f')} "
             f"| {fmt(row, 'test_accuracy', '.4f')} |"
         )

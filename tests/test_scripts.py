@@ -359,6 +359,11 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
     # against 2 independent single-thread processes, for the 2-worker rows only
     assert table.loc[table["workers"] == 2, "x_ceiling"].between(0.05, 2).all()
     assert table.loc[table["workers"] == 1, "x_ceiling"].isna().all()
+    # against one worker at the same chunk and batch
+    for row in table.itertuples():
+        one = table[(table.workers == 1) & (table.chunk == row.chunk) & (table.batch == row.batch)]
+        assert row.x_one_core == pytest.approx(row.samples_per_s / one.samples_per_s.item())
+    assert (table.loc[table["workers"] == 1, "x_one_core"] == 1).all()
     assert table["samples_per_s"].gt(0).all()
     assert table["utilisation"].between(0, 1).all() and table["idle_share"].between(0, 1).all()
     shares = table[["utilisation", "idle_share", "barrier_share"]].sum(axis=1)

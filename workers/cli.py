@@ -6,8 +6,9 @@ finds it through the ``nodenet.commands`` entry points).
     nodenet profile --batches 128 1024 --chunks auto 32 --hidden 512 512
     nodenet profile --arch lenet5 --batches 128
 
-Prints a table (with, for the most workers, ``x_ceiling``: samples/s against as many
-independent single-thread processes training at once), names the bottleneck it finds,
+Prints a table (with ``x_one_core``: samples/s against one worker at the same batch,
+and, for the most workers, ``x_ceiling``: against as many independent single-thread
+processes training at once), names the bottleneck it finds,
 says what Polyak averaging costs, and writes profile.csv and profile.png into --out.
 """
 
@@ -104,6 +105,12 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
                 flush=True,
             )
     table = pd.DataFrame(rows)
+    # against one core: the 1-worker row of the same chunk and batch, when measured
+    one_core = table[table["workers"] == 1].set_index(["chunk", "batch"])["samples_per_s"]
+    table["x_one_core"] = [
+        row.samples_per_s / one_core.get((row.chunk, row.batch), math.nan)
+        for row in table.itertuples()
+    ]
     most = max(args.workers)
     for batch in args.batches:  # what the cores give here, in the same run
         ceiling = ceiling_samples_per_s(model, batch, args.seconds, args.data_dir, most)
