@@ -37,6 +37,26 @@ except ImportError:  # the NumPy rules are used instead
 available = njit is not None
 
 
+def _without_scipy_blas() -> None:
+    """Import numba's array maths with ``scipy.linalg`` hidden. At a process's first
+    compiled call numba imports that module to find a BLAS for ``np.dot`` inside
+    compiled code, which these kernels never call: 0.15-0.2 s of the first call's
+    0.28-0.38 s when SciPy is installed (the import itself: 25 ms). While hidden, an
+    import of ``scipy.linalg`` raises ``ImportError`` and numba goes on without it;
+    after, it imports as usual. Nothing is hidden when it is already imported."""
+    if "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg"] = None
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        del sys.modules["scipy.linalg"]
+
+
+if available:
+    _without_scipy_blas()
+
+
 def _adam(p, g, m, v, avg, n, l2, keep, b1, c1, b2, c2, lr_t, eps_t, a, ca):
     """In place, for every ``i``: the mean gradient ``g / n`` (``g`` summed over ``n``
     samples, not written); L2 ``+= l2 * p``; decoupled decay ``p *= keep``;
@@ -62,26 +82,12 @@ adam = njit(cache=True, fastmath=False, error_model="numpy")(_adam) if available
 
 def warm_up() -> None:
     """Call the Adam kernel once on a float32 array of one element: a process's first
-    call of a kernel initialises numba and loads the code from its cache (the first
-    call of another signature then takes 3 ms). Worker processes call this while the
-    parent sets the shared arrays up, not inside their first step.
-
-    numba's first call also imports ``scipy.linalg`` when SciPy is installed, to find a
-    BLAS for ``np.dot`` inside compiled code, which these kernels never call;
-    ``scipy.linalg`` is hidden for that call (an import of it raises ``ImportError``
-    meanwhile, and numba goes on without) and imports as usual after it. Measured: 0.28-
-    0.38 s with the import, 0.12-0.18 s without."""
-    if not available:
-        return
-    hide = "scipy.linalg" not in sys.modules
-    if hide:
-        sys.modules["scipy.linalg"] = None
-    try:
+    call of a kernel sets numba up and loads the code from its cache (0.09-0.19 s here;
+    the first call of another signature then takes 3 ms). Worker processes call this
+    while the parent sets the shared arrays up, not inside their first step."""
+    if available:
         p = np.zeros(1, np.float32)
         adam(p, p, p, p, p, *np.ones(11, np.float32))
-    finally:
-        if hide:
-            del sys.modules["scipy.linalg"]
 
 
 def _dropout_mask(rows, size, base, golden, mix_1, mix_2, rate, scale, out):

@@ -190,22 +190,23 @@ def test_the_fused_kernel_equals_the_numpy_rules(monkeypatch, dtype, make):
 
 
 @pytest.mark.skipif(not kernels.available, reason="numba kernels are off or not installed")
-def test_a_workers_warm_up_loads_the_kernel_without_importing_scipy_and_leaves_it_importable():
-    """``kernels.warm_up`` (a worker's first numba call) keeps numba from importing
-    ``scipy.linalg`` for its BLAS, which the kernels never use; it imports as usual after, and the
-    kernel then steps as the NumPy rule does. In a fresh process: numba's first call
-    happens once per process. Needs SciPy (the ``sklearn`` extra) to mean anything."""
+def test_numba_is_set_up_without_importing_scipy_linalg_which_still_imports_after():
+    """Importing ``nodenet.kernels`` keeps numba from importing ``scipy.linalg`` for its
+    BLAS at the first compiled call (the kernels never use one), in this process's
+    first Adam step as in a worker's warm-up; ``scipy.linalg`` imports as usual after,
+    and the kernel steps as the NumPy rule does. In a fresh process: numba is set up once per
+    process. Needs SciPy (the ``sklearn`` extra) to mean anything."""
     pytest.importorskip("scipy", reason="SciPy is not installed: nothing to hide")
     code = textwrap.dedent(
         """
         import sys
         import numpy as np
         from nodenet import Adam, kernels
+        p, g = np.ones(5, np.float32), np.full(5, 0.5, np.float32)
+        Adam(lr=0.1).step_mean(p, p[:1].copy(), g, g[:1].copy(), 1)  # the first call
         kernels.warm_up()
         assert "scipy.linalg" not in sys.modules
         import scipy.linalg  # importable again
-        p, g = np.ones(5, np.float32), np.full(5, 0.5, np.float32)
-        Adam(lr=0.1).step_mean(p, p[:1].copy(), g, g[:1].copy(), 1)
         kernels.available = False
         q = np.ones(5, np.float32)
         Adam(lr=0.1).step_mean(q, q[:1].copy(), g, g[:1].copy(), 1)
