@@ -408,12 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     ):  # samples/s as a share of what two independent processes reach together
         rows_of = frame["table"].str.startswith(table) & frame["trainer"].str.startswith("nodenet")
         frame.loc[rows_of, "x_ceiling"] = by_name[ceiling] / frame.loc[rows_of, "seconds_per_epoch"]
+    ours = frame["trainer"].str.startswith(("nodenet", "ceiling", "lenet5 nodenet"))
     for table, one_core in (
         ("batch 128", "nodenet 1 worker"),
         ("batch 1024", "nodenet 1 worker (1024)"),
         ("LeNet", "lenet5 nodenet 1 worker"),
     ):  # samples/s against one core: a single-thread worker at the same batch
-        ours = frame["trainer"].str.startswith(("nodenet", "ceiling", "lenet5 nodenet"))
         rows_of = frame["table"].str.startswith(table) & ours
         if one_core in by_name:
             frame.loc[rows_of, "x_one_core"] = (
