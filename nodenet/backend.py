@@ -89,7 +89,9 @@ class Backend(Protocol):
 
 
 #: ``factory(model, x, y, *, optimizer, workers, chunk, seed, max_failures,
-#: sample_weight) -> Backend``
+#: sample_weight) -> Backend``. A factory may also have a ``prepare`` attribute, a
+#: function of no arguments that starts what the backend needs before the data is ready
+#: (the pool's fork server): see :func:`prepare_backend`
 BackendFactory = Callable[..., Backend]
 
 
@@ -313,6 +315,24 @@ def plan_workers(
         workers,
         f"{workers} {unit} ({name})" if backend != "pool" else f"{workers} {unit}",
     )
+
+
+def prepare_backend(backend: str | BackendFactory | None, workers: int | str) -> None:
+    """Call the ``prepare`` of the backend the ``backend`` and ``workers`` settings name
+    (as :func:`plan_workers` reads them), if it has one, so that what it starts overlaps
+    the caller's work on the data: ``fit`` calls it before it normalises the rows, and
+    ``nodenet train`` before it loads them. ``workers="auto"`` without a backend decides
+    later, by timing the model: nothing is prepared."""
+    if backend is None:
+        if workers == "auto" or not workers:
+            return
+        backend = "pool"
+    if backend == "inprocess":
+        return
+    factory = get_backend(backend) if isinstance(backend, str) else backend
+    prepare = getattr(factory, "prepare", None)
+    if prepare is not None:
+        prepare()
 
 
 _REGISTRY: dict[str, BackendFactory] = {"inprocess": InProcess.open}

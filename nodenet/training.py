@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .backend import BackendError, get_backend, plan_workers
+from .backend import BackendError, get_backend, plan_workers, prepare_backend
 from .callbacks import Callback, CallbackList, ProgressBar, StepDecay, TerminateOnNaN
 from .checks import require_int
 from .data.sparse import stack_rows
@@ -102,6 +102,7 @@ def fit(
         )
     seed = int(np.random.SeedSequence().entropy) if s["seed"] is None else s["seed"]
     validation = s["validation"]
+    prepare_backend(backend, workers)  # the pool's fork server starts while the rows are made
     x, t, train_idx, valid_idx = _training_rows(model, x, y, validation, seed)
     weights = row_weights(
         t, train_idx, _split(sample_weight, validation, train_idx, len(x)), s["class_weight"]

@@ -64,6 +64,39 @@ def test_a_registered_backend_is_used_by_name(toy):
     assert "counting" in available_backends()
 
 
+def test_fit_prepares_the_backend_before_it_makes_the_rows(toy, monkeypatch):
+    """A factory's ``prepare`` (the pool's: start the fork server) runs once, before
+    ``fit`` normalises the rows, so what it starts overlaps that work; nothing is
+    prepared in this process or before ``workers="auto"`` has decided."""
+    import nodenet.training as training
+    from nodenet.backend import prepare_backend
+
+    x, y = toy
+    events = []
+
+    def opening(model, x, y, **run):
+        events.append("open")
+        return InProcess.open(model, x, y, **{**run, "workers": 0})
+
+    opening.prepare = lambda: events.append("prepare")
+    making_rows = training._training_rows
+
+    def rows(*args):
+        events.append("rows")
+        return making_rows(*args)
+
+    monkeypatch.setattr(training, "_training_rows", rows)
+    register_backend("prepared", opening)
+    fit(mlp([6, 3]), x, y, epochs=1, backend="prepared", workers=2)
+    assert events == ["prepare", "rows", "open"]
+    assert WorkerPool.open.prepare is not None  # the pool has one: its fork server
+    for backend, workers in [(None, 0), (None, "auto"), ("inprocess", 2)]:
+        prepare_backend(backend, workers)  # nothing to prepare: no error, no pool
+    events.clear()
+    prepare_backend(opening, 2)
+    assert events == ["prepare"]
+
+
 @pytest.mark.parametrize("backend", ["inprocess", "pool"])
 def test_backends_take_labels_or_one_hot_targets_alike(toy, backend):
     x, y = toy

@@ -215,3 +215,27 @@ def test_model_fit_save_and_nodenet_load_are_the_documented_way(blobs, tmp_path)
 def test_the_readme_holds_the_settings_table():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert settings.markdown_table() in readme
+
+
+@pytest.mark.parametrize(
+    ("flags", "prepared"),
+    [(["--workers", "2"], [(None, 2)]), (["--backend", "pool"], [("pool", 0)]), ([], [(None, 0)])],
+)
+def test_nodenet_train_prepares_the_backend_before_it_loads_the_data(
+    flags, prepared, tmp_path, monkeypatch
+):
+    """The fork server of ``--workers 2`` imports while the data loads: ``nodenet
+    train`` prepares the backend its flags name first (as ``fit`` would, later)."""
+    events = []
+    monkeypatch.setattr(
+        train_command, "prepare_backend", lambda *args: events.append(("prepare", args))
+    )
+
+    def load(args):
+        events.append("load")
+        raise train_command.DataError("stop here")
+
+    monkeypatch.setattr(train_command.sources, "load", load)
+    code = train_command.main(["--out", str(tmp_path / "run"), "--epochs", "1", *flags])
+    assert code == 2
+    assert events == [*[("prepare", p) for p in prepared], "load"]

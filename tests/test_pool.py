@@ -19,6 +19,7 @@ from nodenet import SGD, Adam, AdamW, Callback, CrossEntropy, Layer, Model, Mome
 from nodenet.backend import InProcess
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.workers import WorkerError, WorkerPool
+from nodenet.workers.processes import fork_server
 from nodenet.workers.shared import leftover_blocks
 from tests.conftest import mlp
 
@@ -339,7 +340,9 @@ if __name__ == "__main__":
     model = mlp([20, 4, 3])
     x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
     pool = WorkerPool(model, x, model.targets(np.arange(50) % 3), workers=2)
-    print(" ".join(map(str, pool.pids)), " ".join(pool.shared_blocks), flush=True)
+    from nodenet.workers.processes import fork_server
+    pids = [*pool.pids, fork_server().pid]
+    print(" ".join(map(str, pids)), " ".join(pool.shared_blocks), flush=True)
     {ending}
 """
 
@@ -347,12 +350,16 @@ if __name__ == "__main__":
 @pytest.mark.timeout(90)
 def test_workers_exit_by_themselves_when_the_parent_dies():
     script = _ORPHAN_SCRIPT.format(root=str(ROOT), ending="os.kill(os.getpid(), signal.SIGKILL)")
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    # its output is read up to the line it prints, not to the end: the fork server holds
+    # the same pipe, and reading to the end would wait for it to leave
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True
     )
-    assert out.returncode == -signal.SIGKILL, out.stderr
-    pids = [int(p) for p in out.stdout.split()[:2]]
-    blocks = out.stdout.split()[2:]
+    header = proc.stdout.readline().split()
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    proc.stdout.close()
+    pids = [int(p) for p in header[:3]]  # the workers and the fork server
+    blocks = header[3:]
     assert _wait_until(lambda: not any(_alive(pid) for pid in pids), 10), "orphans still run"
     # the parent's resource tracker unlinks what the parent could not
     assert _wait_until(lambda: not set(blocks) & set(leftover_blocks()), 10)
@@ -395,7 +402,7 @@ def test_ctrl_c_in_the_parent_stops_cleanly():
         pytest.fail(f"the parent did not exit after Ctrl-C; its stacks:\n{err[-4000:]}")
     assert proc.returncode == 130, err
     assert "interrupted" in out
-    pids, blocks = [int(p) for p in header[:2]], header[2:]
+    pids, blocks = [int(p) for p in header[:3]], header[3:]  # workers, fork server
     assert not any(_alive(pid) for pid in pids)
     assert not set(blocks) & set(leftover_blocks())
     assert "leaked" not in err and "Traceback" not in err, err
@@ -571,31 +578,77 @@ def test_a_loss_defined_in_main_is_refused_in_one_line(blobs):
         fit(model, x, y, epochs=1, workers=2)
 
 
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s running children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.timeout(60)
-def test_workers_started_before_a_failed_set_up_leave_at_once(data, monkeypatch):
-    """The workers start before the shared arrays are made (their imports overlap it);
-    when making them fails, the error is the user's and the waiting workers leave at
-    once (no grace period, no process left, no shared memory)."""
+def test_a_failed_set_up_starts_no_worker_and_leaves_nothing(data, monkeypatch):
+    """The workers are forked once the shared arrays exist: when making them fails, the
+    error is the user's, no worker was started, no block is left, and the next pool
+    starts."""
     import nodenet.workers.pool as pool_module
-
-    started = []
-    real_start = pool_module.start_processes
-
-    def start(count):
-        processes, inbox = real_start(count)
-        started.extend(processes)
-        return processes, inbox
 
     def no_memory(*args, **kwargs):
         raise MemoryError("no room for the shared arrays")
 
-    monkeypatch.setattr(pool_module, "start_processes", start)
-    monkeypatch.setattr(pool_module, "share_training_arrays", no_memory)
     x, y = data
     model = mlp([784, 16, 10])
-    clock = time.monotonic()
-    with pytest.raises(MemoryError, match="no room"):
-        WorkerPool(model, x, y, workers=2)
-    assert time.monotonic() - clock < 2.0  # STOP_GRACE_S is 3 s
-    assert len(started) == 2
-    assert all(p.exitcode == 0 for p in started)  # they left by themselves
+    before = set(leftover_blocks())
+    with monkeypatch.context() as patch:
+        patch.setattr(pool_module, "share_training_arrays", no_memory)
+        with pytest.raises(MemoryError, match="no room"):
+            WorkerPool(model, x, y, workers=2)
+    assert _children(fork_server().pid) == []
+    assert set(leftover_blocks()) <= before
+    with WorkerPool(model, x, y, workers=2) as pool:
+        assert sorted(_children(fork_server().pid)) == sorted(pool.pids)
+    _assert_clean(pool)
+
+
+@pytest.mark.timeout(60)
+def test_one_fork_server_forks_the_workers_of_every_pool(data):
+    """The fork server imports NumPy, numba and nodenet once; the workers of each pool
+    are its children, with one BLAS thread each."""
+    x, y = data
+    model = mlp([784, 16, 10])
+    servers = []
+    for _ in range(2):
+        with WorkerPool(model, x, y, workers=2) as pool:
+            servers.append(fork_server().pid)
+            assert sorted(_children(servers[-1])) == sorted(pool.pids)
+            for pid in pool.pids:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                assert b"OPENBLAS_NUM_THREADS=1" in environ
+        _assert_clean(pool)
+    assert servers[0] == servers[1] and _alive(servers[0])
+
+
+@pytest.mark.timeout(60)
+def test_a_killed_fork_server_loses_its_workers_and_the_next_pool_starts_another(data):
+    x, y = data
+    model = mlp([784, 16, 10])
+    with WorkerPool(model, x, y, workers=2) as pool:
+        pool.gradient(np.arange(100))
+        server = fork_server().pid
+        os.kill(server, signal.SIGKILL)
+        assert _wait_until(lambda: not _alive(server), 10)
+        # the next look at a worker finds its server gone: it is killed, and said so
+        assert pool.processes[0].exitcode == -signal.SIGKILL
+        with pytest.raises(WorkerError, match=r"worker 0 .* exit code -9"):
+            pool.gradient(np.arange(100))
+    _assert_clean(pool)
+    with WorkerPool(model, x, y, workers=2) as pool:
+        assert fork_server().pid != server
+        pool.gradient(np.arange(100))
+    _assert_clean(pool)

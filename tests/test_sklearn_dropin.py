@@ -283,7 +283,8 @@ def test_the_readme_holds_the_parameter_and_attribute_tables():
 @pytest.mark.timeout(120)
 def test_cross_validation_with_jobs_and_the_pool_equals_this_process(iris):
     """``n_jobs=2`` runs fits in loky's processes, each with its own pool of workers:
-    they start as their own program, so loky's context is never needed there."""
+    they are forked by a fork server of their own program, so loky's context is never
+    needed there."""
     from sklearn.model_selection import cross_val_score
 
     x, y = iris

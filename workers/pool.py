@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,9 +27,11 @@ from nodenet.optimizers import Optimizer, optimizer_settings
 from .counters import COUNTERS, stats_frame
 from .messages import Ready, receive
 from .processes import (
+    START_TIMEOUT_S,
     WorkerError,
     check_alive,
     close_at_exit,
+    fork_server,
     process_state,
     start_processes,
     stop_processes,
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 LOG = logging.getLogger("nodenet.workers")
 AHEAD = 16  # ring slots: training steps in flight (see WorkerPool.submit)
 POLL_S = 0.02  # how long the parent waits for a message before it looks at the workers
-START_TIMEOUT_S = 120.0
 HANG_S = 30.0  # the least a step waits before its workers are called hung
 
 
@@ -128,8 +128,7 @@ class WorkerPool:
         close_at_exit(self)
         self._shared = SharedArrays()
         try:
-            # the workers start first: their imports overlap the shared arrays' set-up
-            self.processes, self.outputs = start_processes(self.workers)
+            fork_server()  # at the first pool its imports overlap the shared arrays' set-up
             self._setup_arrays(x, t)
             self._start()
         except BaseException:
@@ -150,11 +149,12 @@ class WorkerPool:
         self.db = np.empty_like(self.model.biases)
 
     def _start(self) -> None:
-        """Send every worker its arguments, then wait until each says it is ready."""
+        """Fork the workers with their arguments, then wait until each says it is
+        ready."""
         name = self.optimizer.name if self.optimizer is not None else "sgd"
-        config = self.model.process_config()
-        for i, process in enumerate(self.processes):
-            process.send((i, self._shared.specs(), config, name, os.getpid(), self.seed))
+        config, specs = self.model.process_config(), self._shared.specs()
+        arguments = [(i, specs, config, name, self.seed) for i in range(self.workers)]
+        self.processes, self.outputs = start_processes(arguments)
         ready, deadline = 0, time.monotonic() + START_TIMEOUT_S
         while ready < self.workers:
             if time.monotonic() > deadline:
@@ -343,8 +343,6 @@ class WorkerPool:
         try:
             if hasattr(self, "ring"):
                 self.ring.closing = True  # every waiting worker leaves
-            for process in self.processes:
-                process.close_input()  # one still waiting for its arguments leaves too
             stop_processes(self.processes)
         finally:
             if hasattr(self, "outputs"):
@@ -370,3 +368,8 @@ class WorkerPool:
 
     def __repr__(self) -> str:
         return f"WorkerPool(workers={self.workers}, chunk={self.chunk}, step={self.step})"
+
+
+#: ``fit`` and ``nodenet train`` start the fork server as soon as they know the pool will
+#: train (``nodenet.backend.prepare_backend``): its imports overlap their work on the data
+WorkerPool.open.__func__.prepare = fork_server

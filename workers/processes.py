@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import pickle
 import signal
-import subprocess
-import sys
 import time
 import weakref
 from collections.abc import Sequence
@@ -17,6 +13,7 @@ from multiprocessing import util as _mp_util  # noqa: F401  (its exit handler re
 from nodenet.backend import BackendError
 
 from .channel import Inbox, pipe
+from .forkserver import ForkServer, ForkServerGoneError
 
 #: environment of the children: one BLAS/OpenMP thread each, set before NumPy loads
 SINGLE_THREAD_ENV = {
@@ -60,11 +57,12 @@ def close_at_exit(pool) -> None:
 
 @atexit.register
 def _close_open_pools() -> None:
-    """Close every pool still open at exit. Registered after multiprocessing's own exit
+    """Close every pool still open at exit, then the fork server. Registered after multiprocessing's own exit
     handler (imported above), so it runs first: that handler would SIGTERM and join the
     workers, which ignore SIGTERM, and wait for ever."""
     for pool in list(_OPEN):
         pool.close()
+    stop_fork_server()
 
 
 #: more worker processes than this many per core are refused: each one holds a copy of
@@ -91,87 +89,78 @@ def warn_about_cores(workers: int, log) -> None:
         )
 
 
-#: what a worker process runs: the parent's ``sys.path`` and then the worker's arguments
-#: come pickled on its standard input. Its own program, so it never imports the user's
-#: ``__main__`` (no ``if __name__ == "__main__":`` guard needed, as with Ray's actors)
-BOOT = (
-    "import pickle, sys; sys.path[:0] = pickle.load(sys.stdin.buffer); "
-    "from nodenet.workers.worker import boot; boot()"
-)
-
-
 class WorkerProcess:
-    """One worker: ``python -c BOOT`` with the write end of its message pipe,
-    ``output_fd``, inherited, and this process's ``sys.path`` pickled on its standard
-    input; :meth:`send` pickles its arguments after it (the worker imports NumPy and
-    nodenet meanwhile). The face of a ``multiprocessing.Process`` that the pool uses:
-    ``pid``, ``name``, ``exitcode`` (``-N`` for signal ``N``), ``is_alive``, ``join``,
-    ``kill``."""
+    """One worker, forked by the :class:`~workers.forkserver.ForkServer`. The face of a
+    ``multiprocessing.Process`` that the pool uses: ``pid``, ``name``, ``exitcode``
+    (``-N`` for signal ``N``), ``is_alive``, ``join``, ``kill``."""
 
-    def __init__(self, index: int, output_fd: int, env: dict):
-        self.name, self.output_fd = f"nodenet-worker-{index}", output_fd
-        self._popen = subprocess.Popen(
-            [sys.executable, "-c", BOOT], stdin=subprocess.PIPE, pass_fds=(output_fd,), env=env
-        )
-        self.pid = self._popen.pid
-        with contextlib.suppress(BrokenPipeError):  # it exited at once: its exit code says
-            pickle.dump([p for p in sys.path if isinstance(p, str)], self._popen.stdin)
-            self._popen.stdin.flush()
-
-    def send(self, arguments: tuple) -> None:
-        """Give the worker its arguments (it starts its loop), once."""
-        with contextlib.suppress(BrokenPipeError, ValueError):  # gone, or already closed
-            pickle.dump((self.output_fd, *arguments), self._popen.stdin)
-        self.close_input()
-
-    def close_input(self) -> None:
-        """Close the worker's standard input: a worker still waiting for its arguments
-        exits (the pool gave up before sending them)."""
-        with contextlib.suppress(BrokenPipeError):
-            self._popen.stdin.close()
+    def __init__(self, index: int, pid: int, server: ForkServer):
+        self.name, self.pid, self._server = f"nodenet-worker-{index}", pid, server
 
     @property
     def exitcode(self) -> int | None:
-        return self._popen.poll()
+        return self._server.exitcode(self.pid)
 
     def is_alive(self) -> bool:
-        return self._popen.poll() is None
+        return self.exitcode is None
 
     def join(self, timeout: float | None = None) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._popen.wait(timeout)
+        self._server.wait(self.pid, START_TIMEOUT_S if timeout is None else timeout)
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._popen.kill()
+        self._server.kill(self.pid)
 
 
-def start_processes(count: int) -> tuple[list[WorkerProcess], Inbox]:
-    """Start ``count`` :class:`WorkerProcess` es (their arguments follow with
-    :meth:`WorkerProcess.send`), each with one BLAS thread (:data:`SINGLE_THREAD_ENV`,
-    in its environment before NumPy loads) and a message pipe of its own; returns the
-    processes and the :class:`Inbox` of their messages. :data:`PARENT_SIGNALS` are blocked while the children start: a child
-    inherits the mask across exec, so a signal during its start-up stays pending until
-    its loop has set them to be ignored (:func:`ignore_parent_signals`), and the parent
-    gets its own after the start."""
+#: how long the first fork may wait for the fork server's imports
+START_TIMEOUT_S = 120.0
+_SERVER: ForkServer | None = None
+
+
+def fork_server() -> ForkServer:
+    """This process's fork server, started on first use (and again if it has exited, or
+    if this process is a fork of the one that started it): its imports then overlap
+    whatever the caller does next."""
+    global _SERVER
+    if _SERVER is None or not _SERVER.alive:
+        if _SERVER is not None:
+            _SERVER.close(STOP_GRACE_S)
+        _SERVER = ForkServer({**os.environ, **SINGLE_THREAD_ENV}, PARENT_SIGNALS)
+    return _SERVER
+
+
+def stop_fork_server() -> None:
+    """Stop this process's fork server, if it has one (at exit)."""
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.close(STOP_GRACE_S)
+        _SERVER = None
+
+
+def start_processes(arguments: Sequence[tuple]) -> tuple[list[WorkerProcess], Inbox]:
+    """Fork one :class:`WorkerProcess` per entry of ``arguments`` (worker ``i`` runs
+    ``workers.worker.main(fd, *arguments[i])``), each with a message pipe of its own and
+    one BLAS thread (:data:`SINGLE_THREAD_ENV`); returns the processes and the
+    :class:`Inbox` of their messages. The fork server ignores :data:`PARENT_SIGNALS`,
+    and so do the workers it forks."""
+    server = fork_server()
     env = {**os.environ, **SINGLE_THREAD_ENV}
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
     processes, readers = [], []
     try:
-        for i in range(count):
+        for i, worker_arguments in enumerate(arguments):
             reader, output_fd = pipe()
             readers.append(reader)
             try:
-                processes.append(WorkerProcess(i, output_fd, env))
+                pid = server.fork(output_fd, worker_arguments, env, START_TIMEOUT_S)
+            except ForkServerGoneError as exc:
+                raise WorkerError(f"worker {i} could not start: {exc}", i) from None
             finally:
                 os.close(output_fd)  # the worker holds it now: its exit closes the pipe
+            processes.append(WorkerProcess(i, pid, server))
     except BaseException:
         stop_processes(processes)
         for reader in readers:
             reader.close()
         raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return processes, Inbox(readers)
 
 

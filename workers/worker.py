@@ -26,10 +26,7 @@ exits with code 1. A worker leaves when the parent sets ``closing`` or dies.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
-import pickle
-import sys
 import time
 import traceback
 
@@ -210,23 +207,10 @@ class RangeStep:
             )
 
 
-def boot() -> None:
-    """What a worker process runs (``workers.processes.BOOT``): the slow imports (NumPy,
-    numba, nodenet) and numba's first call while the parent sets up the shared arrays,
-    then :func:`main` with the arguments pickled on its standard input (none: the pool
-    gave up; leave)."""
-    importlib.import_module("nodenet.graph")
-    importlib.import_module("nodenet.kernels").warm_up()
-    try:
-        arguments = pickle.load(sys.stdin.buffer)
-    except EOFError:
-        os._exit(0)
-    main(*arguments)
-
-
-def main(output_fd, worker_id, specs, config, optimizer_name, parent_pid, seed):
-    """Entry point of worker ``worker_id`` (runs in the child process); its messages go
-    to the pipe ``output_fd``."""
+def main(output_fd, worker_id, specs, config, optimizer_name, seed):
+    """Entry point of worker ``worker_id`` (runs in the process the fork server forked);
+    its messages go to the pipe ``output_fd``. It leaves when its parent, the fork
+    server, is gone (the server leaves when the pool's process does)."""
     ignore_parent_signals()  # Ctrl-C, SIGTERM, SIGHUP are the parent's to handle
     np.seterr(over="ignore", invalid="ignore", divide="ignore")  # the parent names divergence
     outputs = writer(output_fd)
@@ -242,7 +226,7 @@ def main(output_fd, worker_id, specs, config, optimizer_name, parent_pid, seed):
         for shared in (arrays["x"], arrays["t"]):  # map every page now, not inside epoch 1
             flat = shared.reshape(-1)
             flat[:: max(4096 // flat.itemsize, 1)].sum()
-        worker = Worker(worker_id, arrays, model, optimizer_name, parent_pid, seed)
+        worker = Worker(worker_id, arrays, model, optimizer_name, os.getppid(), seed)
         outputs.send(Ready(worker_id, os.getpid()))
         worker.run()
     except ParentGoneError:

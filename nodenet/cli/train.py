@@ -21,6 +21,7 @@ from stopwatch import Stopwatch
 
 from nodenet import Layer, Model, fit, settings
 from nodenet.architectures import read_architecture
+from nodenet.backend import prepare_backend
 from nodenet.callbacks import DivergenceError, EpochLines
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.data import (
@@ -109,10 +110,12 @@ def train_into(out: Path, args: argparse.Namespace, state) -> int:
     """Load the data, train (or go on training the checkpoint ``state``) and write
     every file of the run into ``out``, which the caller holds; returns the exit code."""
     try:
+        # the pool's fork server imports NumPy, numba and nodenet while the data loads
+        prepare_backend(args.backend, args.workers)
         data = sources.load(args)
         if state is not None:
             sources.require_same_data(state.settings.get("data"), data.description, args)
-    except (DataError, FileWriteError) as exc:
+    except (DataError, FileWriteError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     train, test = data.train, data.test
