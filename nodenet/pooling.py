@@ -127,7 +127,7 @@ class MaxPool2D(_Pooling):
         """Each window's gradient onto the entry that was its maximum."""
         if kernels.available:
             dx = np.zeros(self._image(len(delta)), delta.dtype)
-            kernels.max_unpool(delta, self.argmax, self.pool[1], *self.stride, dx)
+            kernels.max_unpool(delta, self.argmax, *self.pool, *self.stride, dx)
             return dx
         kw = self.pool[1]
         return spread(

@@ -159,14 +159,16 @@ def test_max_pool_ties_send_the_whole_gradient_to_the_first_maximum():
         assert model(raised)[0, out] - model(x)[0, out] == pytest.approx(1e-3)
 
 
+@pytest.mark.parametrize("window", [2, (3, 2)], ids=["2x2", "3x2"])
 @pytest.mark.parametrize("use_kernels", [True, False], ids=["numba", "numpy"])
-def test_the_compiled_kernels_equal_the_numpy_path(monkeypatch, use_kernels):
-    """Max pooling (with ties) and col2im give the same numbers either way."""
+def test_the_compiled_kernels_equal_the_numpy_path(monkeypatch, use_kernels, window):
+    """Max pooling (with ties; the kernel writes the 2 x 2 window out, and loops over
+    any other) and col2im give the same numbers either way."""
     shape, layers = (
         CASES["transposed-stride2-same"][0],
         [
             Conv2D(3, 3, padding="same", activation="relu"),
-            MaxPool2D(2, stride=1),
+            MaxPool2D(window, stride=1),
             Conv2DTranspose(2, 3, stride=2),
             Flatten(),
         ],
