@@ -18,7 +18,7 @@ import pytest
 from nodenet import SGD, Adam, AdamW, Callback, CrossEntropy, Layer, Model, Momentum, fit
 from nodenet.backend import InProcess
 from nodenet.checkpoint import Checkpoint, load_checkpoint
-from nodenet.workers import WorkerError, WorkerPool
+from nodenet.workers import WorkerError, WorkerPool, stop_fork_server
 from nodenet.workers.processes import fork_server
 from nodenet.workers.shared import leftover_blocks
 from tests.conftest import mlp
@@ -632,6 +632,68 @@ def test_one_fork_server_forks_the_workers_of_every_pool(data):
                 assert b"OPENBLAS_NUM_THREADS=1" in environ
         _assert_clean(pool)
     assert servers[0] == servers[1] and _alive(servers[0])
+    stop_fork_server()  # a notebook gives its memory back
+    assert _wait_until(lambda: not _alive(servers[0]), 5)
+    with WorkerPool(model, x, y, workers=2) as pool:
+        assert fork_server().pid != servers[0]
+        pool.gradient(np.arange(100))
+    _assert_clean(pool)
+
+
+_FORKED_PARENT_SCRIPT = """
+import os, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+from tests.conftest import mlp
+from nodenet.workers import WorkerPool
+from nodenet.workers.processes import fork_server
+
+def train():
+    model = mlp([20, 4, 3])
+    x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
+    with WorkerPool(model, x, model.targets(np.arange(50) % 3), workers=2) as pool:
+        pool.gradient(np.arange(50))
+    return fork_server().pid
+
+first = train()
+read, write = os.pipe()
+child = os.fork()
+if child == 0:  # a copy of this process opens a pool of its own
+    os.write(write, str(train()).encode())
+    os._exit(0)
+os.close(write)
+_, status = os.waitpid(child, 0)
+idle = os.fork()
+if idle == 0:  # a copy that opens no pool, and outlives this process
+    import time
+    time.sleep(30)
+    os._exit(0)
+print(first, os.read(read, 100).decode(), os.waitstatus_to_exitcode(status), train(), idle)
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_forked_copy_of_the_parent_gets_a_fork_server_of_its_own():
+    """``os.fork`` (multiprocessing's "fork") copies the parent's socket to its server:
+    the copy drops it at once and starts a server of its own if it opens a pool, which
+    leaves when the copy does; the parent's server goes on serving the parent, and
+    leaves when the parent does, even while an idle copy lives on."""
+    script = _FORKED_PARENT_SCRIPT.format(root=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()  # not to the end: the idle copy holds the pipe
+    printed = time.monotonic()
+    assert proc.wait(timeout=60) == 0
+    # its server saw it leave: not held by the idle copy until killed (STOP_GRACE_S, 3 s)
+    assert time.monotonic() - printed < 2.0
+    proc.stdout.close()
+    first, childs, code, again, idle = map(int, line.split())
+    try:
+        assert code == 0 and childs != first and again == first
+        assert _wait_until(lambda: not _alive(childs), 5)
+        assert _wait_until(lambda: not _alive(first), 5)  # with the idle copy still there
+        assert _alive(idle)
+    finally:
+        os.kill(idle, signal.SIGKILL)
 
 
 @pytest.mark.timeout(60)

@@ -5,7 +5,7 @@ process, which imports ``nodenet.workers.worker``, does not import the parent's 
 The repository keeps it in its own folder, ``workers/``; setup.cfg installs it as
 ``nodenet.workers``."""
 
-__all__ = ["WorkerError", "WorkerPool"]
+__all__ = ["WorkerError", "WorkerPool", "stop_fork_server"]
 
 
 def __getattr__(name: str):
@@ -13,8 +13,8 @@ def __getattr__(name: str):
         from .pool import WorkerPool
 
         return WorkerPool
-    if name == "WorkerError":
-        from .processes import WorkerError
+    if name in ("WorkerError", "stop_fork_server"):
+        from . import processes
 
-        return WorkerError
+        return getattr(processes, name)
     raise AttributeError(f"module 'nodenet.workers' has no attribute {name!r}")

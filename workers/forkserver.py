@@ -56,11 +56,14 @@ class ForkServerGoneError(Exception):
 
 class ForkServer:
     """The parent's side: :meth:`fork` a worker, its :meth:`exitcode`, :meth:`kill` it,
-    :meth:`close` the server. Thread-safe. ``pid`` is the server's."""
+    :meth:`close` the server. Thread-safe. ``pid`` is the server's; ``env`` its
+    environment; ``signals`` the ones it ignores (the parent's to handle)."""
 
     def __init__(self, env: dict, signals: tuple):
         ours, theirs = socket.socketpair()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # see start_processes
+        # ``signals`` (Ctrl-C, ...) are blocked while it starts: the mask is inherited
+        # across exec, so one that comes before the server ignores them stays pending
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", SERVE],
@@ -68,6 +71,9 @@ class ForkServer:
                 pass_fds=(theirs.fileno(),),
                 env=env,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             theirs_fd = theirs.detach()

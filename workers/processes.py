@@ -122,10 +122,23 @@ def fork_server() -> ForkServer:
     whatever the caller does next."""
     global _SERVER
     if _SERVER is None or not _SERVER.alive:
-        if _SERVER is not None:
+        if _SERVER is not None:  # it has exited: reap it
             _SERVER.close(STOP_GRACE_S)
         _SERVER = ForkServer({**os.environ, **SINGLE_THREAD_ENV}, PARENT_SIGNALS)
     return _SERVER
+
+
+def _forget_fork_server() -> None:
+    """In a child forked from this process (``os.fork``, ``multiprocessing``'s "fork"):
+    close its copies of the server's socket, so that the server still sees this
+    process's exit, and start a server of its own if it opens a pool."""
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.close(0.0)
+        _SERVER = None
+
+
+os.register_at_fork(after_in_child=_forget_fork_server)
 
 
 def stop_fork_server() -> None:
