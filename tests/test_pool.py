@@ -714,3 +714,28 @@ def test_a_killed_fork_server_loses_its_workers_and_the_next_pool_starts_another
         assert fork_server().pid != server
         pool.gradient(np.arange(100))
     _assert_clean(pool)
+
+
+@pytest.mark.timeout(60)
+def test_a_fork_server_that_cannot_start_is_named_in_the_error(data, monkeypatch):
+    """A server that exits before its first fork (it cannot import nodenet, say) gives a
+    ``WorkerError`` naming it and its exit code, leaves nothing behind, and the next
+    pool starts a server that works."""
+    import nodenet.workers.forkserver as forkserver
+
+    x, y = data
+    model = mlp([784, 16, 10])
+    stop_fork_server()
+    before = set(leftover_blocks())
+    with monkeypatch.context() as patch:
+        patch.setattr(forkserver, "SERVE", "import sys; sys.exit(3)")
+        with pytest.raises(
+            WorkerError,
+            match=r"worker 0 could not start: the fork server "
+            r"\(pid \d+\) exited with code 3",
+        ):
+            WorkerPool(model, x, y, workers=2)
+    assert set(leftover_blocks()) <= before
+    with WorkerPool(model, x, y, workers=2) as pool:
+        pool.gradient(np.arange(100))
+    _assert_clean(pool)
