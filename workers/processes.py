@@ -47,6 +47,12 @@ class WorkerError(BackendError):
         self.worker_traceback = worker_traceback
 
 
+def worker_environment() -> dict[str, str]:
+    """This process's environment with :data:`SINGLE_THREAD_ENV` over it: the fork
+    server's (read before NumPy loads there) and each worker's."""
+    return {**os.environ, **SINGLE_THREAD_ENV}
+
+
 _OPEN: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -57,9 +63,9 @@ def close_at_exit(pool) -> None:
 
 @atexit.register
 def _close_open_pools() -> None:
-    """Close every pool still open at exit, then the fork server. Registered after multiprocessing's own exit
-    handler (imported above), so it runs first: that handler would SIGTERM and join the
-    workers, which ignore SIGTERM, and wait for ever."""
+    """Close every pool still open at exit, then the fork server. Registered after
+    multiprocessing's own exit handler (imported above), so it runs first: that handler
+    would SIGTERM and join the workers, which ignore SIGTERM, and wait for ever."""
     for pool in list(_OPEN):
         pool.close()
     stop_fork_server()
@@ -105,6 +111,8 @@ class WorkerProcess:
         return self.exitcode is None
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the worker to exit, at most ``timeout`` seconds (``None``:
+        :data:`START_TIMEOUT_S`, never for ever)."""
         self._server.wait(self.pid, START_TIMEOUT_S if timeout is None else timeout)
 
     def kill(self) -> None:
@@ -124,7 +132,7 @@ def fork_server() -> ForkServer:
     if _SERVER is None or not _SERVER.alive:
         if _SERVER is not None:  # it has exited: reap it
             _SERVER.close(STOP_GRACE_S)
-        _SERVER = ForkServer({**os.environ, **SINGLE_THREAD_ENV}, PARENT_SIGNALS)
+        _SERVER = ForkServer(worker_environment(), PARENT_SIGNALS)
     return _SERVER
 
 
@@ -155,8 +163,7 @@ def start_processes(arguments: Sequence[tuple]) -> tuple[list[WorkerProcess], In
     one BLAS thread (:data:`SINGLE_THREAD_ENV`); returns the processes and the
     :class:`Inbox` of their messages. The fork server ignores :data:`PARENT_SIGNALS`,
     and so do the workers it forks."""
-    server = fork_server()
-    env = {**os.environ, **SINGLE_THREAD_ENV}
+    server, env = fork_server(), worker_environment()
     processes, readers = [], []
     try:
         for i, worker_arguments in enumerate(arguments):

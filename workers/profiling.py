@@ -5,7 +5,6 @@ ceiling of two cores, and a plain-words diagnosis of the bottleneck."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from nodenet.graph import Layer, Model
 from nodenet.optimizers import Adam
 
 from .pool import WorkerPool
-from .processes import SINGLE_THREAD_ENV
+from .processes import worker_environment
 
 CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_child()"
 
@@ -37,7 +36,7 @@ def ceiling_samples_per_s(
         "seconds": seconds,
         "data_dir": data_dir,
     }
-    env = {**os.environ, **SINGLE_THREAD_ENV}
+    env = worker_environment()
     children = [
         subprocess.Popen(
             [sys.executable, "-c", CEILING_CHILD],
