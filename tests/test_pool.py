@@ -739,3 +739,47 @@ def test_a_fork_server_that_cannot_start_is_named_in_the_error(data, monkeypatch
     with WorkerPool(model, x, y, workers=2) as pool:
         pool.gradient(np.arange(100))
     _assert_clean(pool)
+
+
+_FORK_WITH_LOCKS_HELD = """
+import os, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from tests.conftest import mlp
+from nodenet.workers import WorkerPool
+from nodenet.workers import processes
+
+def train():
+    model = mlp([20, 4, 3])
+    x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
+    with WorkerPool(model, x, model.targets(np.arange(50) % 3), workers=2) as pool:
+        pool.gradient(np.arange(50))
+
+train()
+server = processes.fork_server()
+# as if another thread were inside fork_server() and ForkServer.fork() at the fork
+with processes._SERVER_LOCK, server._lock:
+    child = os.fork()
+    if child == 0:
+        train()
+        os._exit(0)
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    pid, status = os.waitpid(child, os.WNOHANG)
+    if pid:
+        print("child", os.waitstatus_to_exitcode(status))
+        break
+    time.sleep(0.05)
+else:
+    os.kill(child, 9)
+    os.waitpid(child, 0)
+    print("child hung")
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_fork_while_another_thread_holds_the_servers_locks_does_not_hang_the_copy():
+    script = _FORK_WITH_LOCKS_HELD.format(root=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=80)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["child", "0"], out.stdout + out.stderr[-2000:]

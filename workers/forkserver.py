@@ -144,13 +144,23 @@ class ForkServer:
             self._channel.close()
             self._socket.close()
             self._gone = True
-        if os.getpid() != self.owner:  # a fork of the parent: the server is not ours
+        if os.getpid() != self.owner:  # a copy of the parent: the server is not ours
             return
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+    def abandon(self) -> None:
+        """In a child forked from the parent: close this copy of the socket, without the
+        lock (a thread of the parent may have held it at the fork, and no thread of the
+        child ever will release it), and never wait for the server, which is not ours."""
+        self._gone = True
+        with contextlib.suppress(OSError):
+            self._channel.close()
+        with contextlib.suppress(OSError):
+            self._socket.close()
 
     @property
     def alive(self) -> bool:

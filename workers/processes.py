@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -122,6 +123,7 @@ class WorkerProcess:
 #: how long the first fork may wait for the fork server's imports
 START_TIMEOUT_S = 120.0
 _SERVER: ForkServer | None = None
+_SERVER_LOCK = threading.Lock()
 
 
 def fork_server() -> ForkServer:
@@ -129,20 +131,22 @@ def fork_server() -> ForkServer:
     if this process is a fork of the one that started it): its imports then overlap
     whatever the caller does next."""
     global _SERVER
-    if _SERVER is None or not _SERVER.alive:
-        if _SERVER is not None:  # it has exited: reap it
-            _SERVER.close(STOP_GRACE_S)
-        _SERVER = ForkServer(worker_environment(), PARENT_SIGNALS)
-    return _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None or not _SERVER.alive:
+            if _SERVER is not None:  # it has exited: reap it
+                _SERVER.close(STOP_GRACE_S)
+            _SERVER = ForkServer(worker_environment(), PARENT_SIGNALS)
+        return _SERVER
 
 
 def _forget_fork_server() -> None:
     """In a child forked from this process (``os.fork``, ``multiprocessing``'s "fork"):
     close its copies of the server's socket, so that the server still sees this
     process's exit, and start a server of its own if it opens a pool."""
-    global _SERVER
+    global _SERVER, _SERVER_LOCK
+    _SERVER_LOCK = threading.Lock()  # a thread of the parent may have held it
     if _SERVER is not None:
-        _SERVER.close(0.0)
+        _SERVER.abandon()
         _SERVER = None
 
 
@@ -152,9 +156,10 @@ os.register_at_fork(after_in_child=_forget_fork_server)
 def stop_fork_server() -> None:
     """Stop this process's fork server, if it has one (at exit)."""
     global _SERVER
-    if _SERVER is not None:
-        _SERVER.close(STOP_GRACE_S)
-        _SERVER = None
+    with _SERVER_LOCK:
+        if _SERVER is not None:
+            _SERVER.close(STOP_GRACE_S)
+            _SERVER = None
 
 
 def start_processes(arguments: Sequence[tuple]) -> tuple[list[WorkerProcess], Inbox]:
