@@ -24,6 +24,7 @@ a layer with batch norm, ``delta(l)`` is ``dLoss/du`` of its un-normalised ``u =
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -178,8 +179,33 @@ def batch_gradient(
     Writes (or adds) the gradients summed over the samples into ``dW`` and ``db``;
     returns ``(loss_sum, n_correct)``. With ``weights`` (n,) each sample's loss and
     gradient count ``weights[i]`` times (the correct count does not). ``training``: the
-    pass's dropout key and batch-norm sync (see :meth:`Model.propagate`).
+    pass's dropout key and batch-norm sync (see :meth:`Model.propagate`). More rows than
+    :meth:`Model.train_rows` go through in passes of equal size (the sums are the same
+    to float rounding; each row keeps its dropout masks).
     """
+    passes = -(-len(x) // model.train_rows())
+    if passes > 1:
+        size, loss, correct = -(-len(x) // passes), 0.0, 0.0
+        for k, lo in enumerate(range(0, len(x), size)):
+            part = slice(lo, lo + size)
+            part_loss, part_correct = _one_pass(
+                model,
+                x[part],
+                t[part],
+                dW,
+                db,
+                accumulate or k > 0,
+                None if weights is None else weights[part],
+                None if training is None else replace(training, rows=training.rows[part]),
+            )
+            loss += part_loss
+            correct += part_correct
+        return loss, correct
+    return _one_pass(model, x, t, dW, db, accumulate, weights, training)
+
+
+def _one_pass(model, x, t, dW, db, accumulate, weights, training) -> tuple[float, float]:
+    """:func:`batch_gradient` of rows that go through in one pass."""
     a = model.propagate(x, training)
     model.backprop.begin(t, weights)
     model.backprop.parameter_gradients(dW, db, accumulate)

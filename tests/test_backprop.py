@@ -180,3 +180,47 @@ def test_elementwise_jacobian_is_the_diagonal_of_finite_differences(name):
     np.testing.assert_allclose(jac, numeric_jacobian(activation.forward, z), atol=1e-8)
     off_diagonal = jac * (1 - np.eye(3))
     assert not off_diagonal.any()
+
+
+def test_a_batch_larger_than_a_training_pass_goes_through_in_equal_passes(monkeypatch):
+    """More rows than ``model.train_rows()`` are computed in passes of equal size whose
+    sums equal one pass over all of them (float64, to rounding), with each row's dropout
+    mask and weight; a model with batch norm always takes the batch in one pass."""
+    import nodenet.backprop as backprop
+    import nodenet.graph as graph
+    from nodenet import Layer, Model
+    from nodenet.backprop import batch_gradient
+    from nodenet.dropout import TrainingPass
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(50, 6)), rng.integers(0, 3, size=50)
+    weights = rng.uniform(0.5, 2.0, size=50)
+    layers = [Layer(8, "tanh", dropout=0.3), Layer(5, "relu"), Layer(3, "softmax")]
+    model = Model(6, "cross_entropy", layers).construct(seed=0, dtype=np.float64)
+    t = model.targets(y)
+    training = TrainingPass(np.arange(100, 150), seed=7, step=2)
+
+    def gradient():
+        dW, db = np.zeros_like(model.weights), np.zeros_like(model.biases)
+        loss, correct = batch_gradient(model, x, t, dW, db, weights=weights, training=training)
+        return loss, correct, dW, db
+
+    whole = gradient()
+    sizes = []
+    one_pass = backprop._one_pass
+    monkeypatch.setattr(
+        backprop,
+        "_one_pass",
+        lambda model, x, *rest: sizes.append(len(x)) or one_pass(model, x, *rest),
+    )
+    per_row = sum(layer.pass_values for layer in model.layers) * 8
+    monkeypatch.setattr(graph, "TRAIN_PASS_BYTES", 12 * per_row)  # 12 rows a pass
+    assert model.train_rows() == 12
+    parted = gradient()
+    assert sizes == [10] * 5  # 50 rows: 5 passes of 10, not 12 + 12 + 12 + 12 + 2
+    assert parted[1] == whole[1]
+    assert parted[0] == pytest.approx(whole[0], rel=1e-13)
+    np.testing.assert_allclose(parted[2], whole[2], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(parted[3], whole[3], rtol=1e-12, atol=1e-15)
+    normalised = Model(6, "cross_entropy", [Layer(8, "relu", batch_norm=True), Layer(3, "softmax")])
+    assert normalised.construct(seed=0).train_rows() >= 2**31
