@@ -131,8 +131,7 @@ class Model:
         """Rows per prediction or evaluation pass: :data:`MAX_PASS_ROWS`, or fewer where
         one sample's pass keeps many numbers (a convolution's columns), so that a pass
         stays within :data:`PASS_BYTES` (LeNet-5 in float32: 268 rows)."""
-        values = sum(layer.pass_values for layer in self.layers) * self.dtype.itemsize
-        return int(min(MAX_PASS_ROWS, max(1, PASS_BYTES // values)))
+        return int(min(MAX_PASS_ROWS, max(1, PASS_BYTES // self._bytes_per_row())))
 
     def train_rows(self) -> int:
         """Rows per training pass (forward and cached backprop): at most as many as keep
@@ -143,8 +142,11 @@ class Model:
         4 passes, 11% off a step; 784-128-64-10 at batch 128 in 2 passes, 12% slower."""
         if self.layout.normalised:
             return sys.maxsize
-        values = sum(layer.pass_values for layer in self.layers) * self.dtype.itemsize
-        return max(1, TRAIN_PASS_BYTES // values)
+        return max(1, TRAIN_PASS_BYTES // self._bytes_per_row())
+
+    def _bytes_per_row(self) -> int:
+        """What a pass keeps per sample in the layers (see ``Layer.pass_values``)."""
+        return sum(layer.pass_values for layer in self.layers) * self.dtype.itemsize
 
     @property
     def dtype(self) -> np.dtype:

@@ -640,21 +640,27 @@ def test_one_fork_server_forks_the_workers_of_every_pool(data):
     _assert_clean(pool)
 
 
-_FORKED_PARENT_SCRIPT = """
-import os, sys
+#: the start of the scripts that fork a process which has opened pools: ``train()``
+#: opens one, takes a gradient and returns the pid of the fork server that served it
+_TRAIN_IN_A_POOL = """
+import os, sys, time
 import numpy as np
 sys.path.insert(0, {root!r})
 from tests.conftest import mlp
 from nodenet.workers import WorkerPool
-from nodenet.workers.processes import fork_server
+from nodenet.workers import processes
 
 def train():
     model = mlp([20, 4, 3])
     x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
     with WorkerPool(model, x, model.targets(np.arange(50) % 3), workers=2) as pool:
         pool.gradient(np.arange(50))
-    return fork_server().pid
+    return processes.fork_server().pid
+"""
 
+_FORKED_PARENT_SCRIPT = (
+    _TRAIN_IN_A_POOL
+    + """
 first = train()
 read, write = os.pipe()
 child = os.fork()
@@ -670,6 +676,7 @@ if idle == 0:  # a copy that opens no pool, and outlives this process
     os._exit(0)
 print(first, os.read(read, 100).decode(), os.waitstatus_to_exitcode(status), train(), idle)
 """
+)
 
 
 @pytest.mark.timeout(90)
@@ -741,20 +748,9 @@ def test_a_fork_server_that_cannot_start_is_named_in_the_error(data, monkeypatch
     _assert_clean(pool)
 
 
-_FORK_WITH_LOCKS_HELD = """
-import os, sys, time
-import numpy as np
-sys.path.insert(0, {root!r})
-from tests.conftest import mlp
-from nodenet.workers import WorkerPool
-from nodenet.workers import processes
-
-def train():
-    model = mlp([20, 4, 3])
-    x = np.random.default_rng(0).normal(size=(50, 20)).astype(np.float32)
-    with WorkerPool(model, x, model.targets(np.arange(50) % 3), workers=2) as pool:
-        pool.gradient(np.arange(50))
-
+_FORK_WITH_LOCKS_HELD = (
+    _TRAIN_IN_A_POOL
+    + """
 train()
 server = processes.fork_server()
 # as if another thread were inside fork_server() and ForkServer.fork() at the fork
@@ -775,6 +771,7 @@ else:
     os.waitpid(child, 0)
     print("child hung")
 """
+)
 
 
 @pytest.mark.timeout(90)
