@@ -83,8 +83,8 @@ adam = njit(cache=True, fastmath=False, error_model="numpy")(_adam) if available
 def warm_up() -> None:
     """Call the Adam kernel once on a float32 array of one element: a process's first
     call of a kernel sets numba up and loads the code from its cache (0.09-0.19 s here;
-    the first call of another signature then takes 3 ms). Worker processes call this
-    while the parent sets the shared arrays up, not inside their first step."""
+    the first call of another signature then takes 3 ms). The pool's fork server calls
+    it once, before it forks any worker, so no worker pays it inside its first step."""
     if available:
         p = np.zeros(1, np.float32)
         adam(p, p, p, p, p, *np.ones(11, np.float32))

@@ -50,6 +50,11 @@ PRELOAD = (
 )
 
 
+def _search_path() -> list[str]:
+    """This process's ``sys.path`` (its string entries), for the server and each worker."""
+    return [p for p in sys.path if isinstance(p, str)]
+
+
 class ForkServerGoneError(Exception):
     """The fork server exited (it was killed, or could not import nodenet)."""
 
@@ -79,8 +84,7 @@ class ForkServer:
             theirs_fd = theirs.detach()
             os.close(theirs_fd)
         with contextlib.suppress(BrokenPipeError):  # it exited at once: fork() will say
-            path = [p for p in sys.path if isinstance(p, str)]
-            pickle.dump((path, theirs_fd), self._process.stdin)
+            pickle.dump((_search_path(), theirs_fd), self._process.stdin)
         with contextlib.suppress(BrokenPipeError):
             self._process.stdin.close()
         self.pid, self.owner = self._process.pid, os.getpid()
@@ -97,7 +101,7 @@ class ForkServer:
         this process's ``sys.path`` and environment ``env``; returns its pid. Waits up to
         ``timeout`` seconds (the server's imports, at its first fork). Raises
         :class:`ForkServerGoneError`."""
-        path = [p for p in sys.path if isinstance(p, str)]
+        path = _search_path()
         with self._lock:
             try:
                 sendfds(self._socket, [output_fd])
