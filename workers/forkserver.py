@@ -215,9 +215,10 @@ class ForkServer:
 def serve(fd: int) -> None:
     """The server's loop (``SERVE``): preload, then fork workers on request and report
     their exits until the parent closes the socket."""
-    from .processes import ignore_parent_signals
+    from .processes import ignore_parent_signals, keep_freed_memory
 
     ignore_parent_signals()  # its workers inherit this
+    keep_freed_memory()  # and this
     for name in PRELOAD:
         importlib.import_module(name)
     importlib.import_module("nodenet.kernels").warm_up()
