@@ -809,6 +809,8 @@ def test_a_workers_training_passes_reuse_the_memory_they_free(data):
         steps = 10
         for _ in range(steps):
             pool.train_step(rows, optimizer)
-        faults = [(_minor_faults(pid) - b) / steps for pid, b in zip(pool.pids, before)]
+        faults = [
+            (_minor_faults(pid) - b) / steps for pid, b in zip(pool.pids, before, strict=True)
+        ]
     _assert_clean(pool)
     assert max(faults) < 25, f"page faults per step in each worker: {faults}"
