@@ -415,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ):  # samples/s as a share of what two independent processes reach together
         rows_of = frame["table"].str.startswith(table) & frame["trainer"].str.contains("nodenet")
         frame.loc[rows_of, "x_ceiling"] = by_name[ceiling] / frame.loc[rows_of, "seconds_per_epoch"]
-    ours = frame["trainer"].str.startswith(("nodenet", "ceiling", "lenet5 nodenet"))
+    ours = frame["trainer"].str.startswith(
+        ("nodenet", "ceiling", "lenet5 nodenet", "lenet5 ceiling")
+    )
     for table, one_core in (
         ("batch 128", "nodenet 1 worker"),
         ("batch 1024", "nodenet 1 worker (1024)"),
