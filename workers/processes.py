@@ -206,13 +206,14 @@ TRIM_THRESHOLD = 64 * 2**20
 
 
 def keep_freed_memory() -> bool:
-    """In a child: let glibc's ``malloc`` keep the memory a training pass frees for the
-    next pass (``mallopt``), instead of unmapping it and faulting fresh zeroed pages in
-    again. glibc raises its thresholds only after freeing a chunk it had mapped, so a
-    worker forked from the idle fork server kept them at the pass's largest array
-    (LeNet-5: 2.5 MB of columns) while a pass frees ~8 MB: each worker took ~425 page
-    faults a step (1.7 MB) and 10-20% of its time in the kernel. Returns whether it took
-    effect (``False`` where the C library has no ``mallopt``). A worker's memory then
+    """In a process that only trains (the fork server, whose workers inherit it; a Ray
+    actor): let glibc's ``malloc`` keep the memory a training pass frees for the next
+    pass (``mallopt``), instead of unmapping it and faulting fresh zeroed pages in again.
+    glibc raises its thresholds only after freeing a chunk it had mapped, so a fresh
+    process kept them at the pass's largest array (LeNet-5: 2.5 MB of columns) while a
+    pass frees ~8 MB: each pool worker took 240-425 page faults a step (1-1.7 MB) and
+    10-20% of its time in the kernel, each Ray actor 600-1,250. Returns whether it took
+    effect (``False`` where the C library has no ``mallopt``). The process's memory then
     stays at its peak, which it reaches every step anyway."""
     import ctypes
 

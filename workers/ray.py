@@ -33,7 +33,7 @@ from nodenet.data.sparse import require_dense
 from nodenet.graph import Model
 from nodenet.optimizers import Optimizer
 
-from .processes import WorkerError
+from .processes import WorkerError, keep_freed_memory
 from .ring import pieces
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ class GradientActor:
         meetings=None,
         timeout_s: float = TIMEOUT_S,
     ):
+        keep_freed_memory()
         self.model = Model.from_config(config).construct(seed=None, dtype=dtype)
         self.seed, self.x, self.t, self.w = seed, x, t, w
         self.meetings, self.timeout_s = meetings, timeout_s
