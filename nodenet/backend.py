@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from stopwatch import Stopwatch
 
-from .backprop import batch_evaluate, batch_gradient
+from .backprop import batch_evaluate, batch_gradient, pieces_gradient
 from .checks import require_int
 from .dropout import TrainingPass
 from .graph import Model
@@ -111,7 +111,7 @@ def weight_sum(weights: np.ndarray | None, rows: np.ndarray) -> float:
 
 class InProcess:
     """Backend that computes everything in this process, through the same
-    :func:`~nodenet.backprop.batch_gradient` the workers run.
+    :func:`~nodenet.backprop.pieces_gradient` every pool worker runs.
 
     ``x`` (n, N_0) inputs and ``y`` class labels (n,) or targets (n, N_L), validated
     here; ``sample_weight`` (n,): how much each row counts (``None``: once each).
@@ -178,21 +178,18 @@ class InProcess:
         """See :class:`Backend`; ``step`` keys the dropout masks, ``update_running``
         moves the batch-norm running statistics (a training step does both)."""
         self.watch.start()
-        loss_sum = n_correct = 0.0
-        for k, piece in enumerate(self._pieces(indices, self.chunk)):
-            # the first piece writes the gradient arrays, later pieces add to them
-            loss, correct = batch_gradient(
-                self.model,
-                self.x[piece],
-                self.t[piece],
-                self.dW,
-                self.db,
-                accumulate=k > 0,
-                weights=None if self.w is None else self.w[piece],
-                training=TrainingPass(piece, self.seed, step, update_running=update_running),
-            )
-            loss_sum += loss
-            n_correct += correct
+        loss_sum, n_correct = pieces_gradient(
+            self.model,
+            self.x,
+            self.t,
+            self._pieces(indices, self.chunk),
+            self.dW,
+            self.db,
+            self.w,
+            self.seed,
+            step,
+            update_running=update_running,
+        )
         self.samples += len(indices)
         self.watch.stop()
         return loss_sum, n_correct, self.dW, self.db

@@ -24,13 +24,15 @@ a layer with batch norm, ``delta(l)`` is ``dLoss/du`` of its un-normalised ``u =
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .dropout import TrainingPass
+
 if TYPE_CHECKING:
-    from .dropout import TrainingPass
     from .graph import Model
 
 
@@ -202,6 +204,46 @@ def batch_gradient(
             correct += part_correct
         return loss, correct
     return _one_pass(model, x, t, dW, db, accumulate, weights, training)
+
+
+def pieces_gradient(
+    model: Model,
+    x: np.ndarray,
+    t: np.ndarray,
+    pieces: Sequence[np.ndarray],
+    dW: np.ndarray,
+    db: np.ndarray,
+    weights: np.ndarray | None = None,
+    seed: int = 0,
+    step: int = 0,
+    sync=None,
+    update_running: bool = False,
+) -> tuple[float, float]:
+    """:func:`batch_gradient` of each piece of row indices into ``x`` (N, N_0), ``t``
+    (N, N_L) and ``weights`` (N,) or ``None``, summed: ``(loss_sum, n_correct)``. The
+    first piece writes ``dW`` and ``db``, later ones add to them; no piece writes zeros.
+    Each piece is a training pass of the step keyed by ``seed`` and ``step``, with
+    ``sync`` and ``update_running`` as in :class:`~nodenet.dropout.TrainingPass`: the
+    loop of every backend that computes a batch in pieces (in this process, and each of
+    the pool's workers over its share)."""
+    if not len(pieces):
+        dW.fill(0)
+        db.fill(0)
+    loss = correct = 0.0
+    for k, rows in enumerate(pieces):
+        part_loss, part_correct = batch_gradient(
+            model,
+            x[rows],
+            t[rows],
+            dW,
+            db,
+            accumulate=k > 0,
+            weights=None if weights is None else weights[rows],
+            training=TrainingPass(rows, seed, step, sync, update_running),
+        )
+        loss += part_loss
+        correct += part_correct
+    return loss, correct
 
 
 def _one_pass(model, x, t, dW, db, accumulate, weights, training) -> tuple[float, float]:

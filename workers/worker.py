@@ -55,11 +55,10 @@ class Worker:
     def __init__(
         self, worker_id: int, arrays: dict, model, optimizer_name: str, parent_pid, seed: int
     ):
-        from nodenet.backprop import batch_evaluate, batch_gradient
-        from nodenet.dropout import TrainingPass
+        from nodenet.backprop import batch_evaluate, pieces_gradient
 
-        self.batch_gradient, self.batch_evaluate = batch_gradient, batch_evaluate
-        self.TrainingPass, self.seed = TrainingPass, seed
+        self.pieces_gradient, self.batch_evaluate = pieces_gradient, batch_evaluate
+        self.seed = seed
         self.worker_id, self.arrays, self.model = worker_id, arrays, model
         self.ring = Ring(arrays)
         self.workers = self.ring.workers
@@ -121,32 +120,20 @@ class Worker:
         With batch norm the worker's pieces of a gradient step form one pass (possibly
         of no rows), so that it meets the other workers once per batch-norm layer."""
         x, t, w = self.arrays["x"], self.arrays["t"], self.arrays.get("w")
-        loss = correct = 0.0
         parts = [rows[lo:hi] for lo, hi in mine]
-        if kind != EVALUATE and self.sync is not None:
-            parts = [np.concatenate(parts) if parts else rows[:0]]
-        elif kind != EVALUATE and not parts:
-            self.grad_w.fill(0)
-            self.grad_b.fill(0)
-        update = step > 0 and self.worker_id == 0
-        for k, part in enumerate(parts):
-            if kind == EVALUATE:
+        if kind == EVALUATE:
+            loss = correct = 0.0
+            for part in parts:
                 part_loss, part_correct = self.batch_evaluate(self.model, x[part], t[part])
-            else:  # the first part writes the slot, later ones add to it
-                training = self.TrainingPass(part, self.seed, step, self.sync, update)
-                part_loss, part_correct = self.batch_gradient(
-                    self.model,
-                    x[part],
-                    t[part],
-                    self.grad_w,
-                    self.grad_b,
-                    accumulate=k > 0,
-                    weights=None if w is None else w[part],
-                    training=training,
-                )
-            loss += part_loss
-            correct += part_correct
-        return loss, correct
+                loss += part_loss
+                correct += part_correct
+            return loss, correct
+        if self.sync is not None:
+            parts = [np.concatenate(parts) if parts else rows[:0]]
+        update = step > 0 and self.worker_id == 0
+        return self.pieces_gradient(
+            self.model, x, t, parts, self.grad_w, self.grad_b, w, self.seed, step, self.sync, update
+        )
 
     def count(self, name: str, value: float) -> None:
         self.counters[self.index[name]] += value
