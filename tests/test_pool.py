@@ -753,6 +753,33 @@ def test_a_fork_server_that_cannot_start_is_named_in_the_error(data, monkeypatch
     _assert_clean(pool)
 
 
+@pytest.mark.timeout(60)
+def test_a_worker_that_cannot_be_forked_stops_the_others_at_once(data, monkeypatch):
+    """When a later worker cannot be forked (here: the server forks no worker in time),
+    the workers already forked are killed at once, not given the grace of workers asked
+    to stop (they never were), and the error names the worker."""
+    from nodenet.workers.forkserver import ForkServer, ForkServerGoneError
+
+    x, y = data
+    model = mlp([784, 16, 10])
+    fork, forked = ForkServer.fork, []
+
+    def fork_once(self, *args):
+        if forked:
+            raise ForkServerGoneError("it forked no worker within 120 s")
+        forked.append(fork(self, *args))
+        return forked[-1]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ForkServer, "fork", fork_once)
+        started = time.monotonic()
+        with pytest.raises(WorkerError, match="worker 1 could not start: it forked no worker"):
+            WorkerPool(model, x, y, workers=2)
+        assert time.monotonic() - started < 2.0
+    assert not _alive(forked[0])
+    assert _children(fork_server().pid) == []
+
+
 _FORK_WITH_LOCKS_HELD = (
     _TRAIN_IN_A_POOL
     + """

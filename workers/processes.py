@@ -182,7 +182,7 @@ def start_processes(arguments: Sequence[tuple]) -> tuple[list[WorkerProcess], In
                 os.close(output_fd)  # the worker holds it now: its exit closes the pipe
             processes.append(WorkerProcess(i, pid, server))
     except BaseException:
-        stop_processes(processes)
+        stop_processes(processes, grace_s=0.0)  # never asked to stop: kill them now
         for reader in readers:
             reader.close()
         raise
