@@ -110,6 +110,21 @@ def test_the_profile_plot_marks_every_batch_and_keeps_its_legend_off_the_bars(tm
     assert legend.x0 >= bars.x1  # beside the bars, not over them
 
 
+def test_the_profile_names_page_faults_when_workers_map_fresh_memory_every_step():
+    import pandas as pd
+
+    from nodenet.workers.profiling import FAULTS_PER_STEP, diagnose
+
+    row = {"workers": 2, "chunk": "auto", "batch": 128, "samples_per_s": 1e4, "ms_per_step": 10}
+    row |= {"utilisation": 0.9, "idle_share": 0.05, "barrier_share": 0.05}
+    for faults, named in ((2.0, False), (FAULTS_PER_STEP, False), (FAULTS_PER_STEP + 1, True)):
+        (finding,) = diagnose(pd.DataFrame([row | {"faults_per_step": faults}]), {})
+        assert ("fresh pages a step" in finding) == named, finding
+    (finding,) = diagnose(pd.DataFrame([row | {"faults_per_step": 300.0}]), {})
+    assert "faults in 300 fresh pages a step (1.2 MB)" in finding
+    assert "10,000 samples/s. Bottleneck:" in finding  # no 1-worker row: no "nanx"
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

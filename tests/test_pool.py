@@ -19,7 +19,7 @@ from nodenet import SGD, Adam, AdamW, Callback, CrossEntropy, Layer, Model, Mome
 from nodenet.backend import InProcess
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.workers import WorkerError, WorkerPool, stop_fork_server
-from nodenet.workers.processes import fork_server
+from nodenet.workers.processes import fork_server, minor_faults
 from nodenet.workers.shared import leftover_blocks
 from tests.conftest import mlp
 
@@ -814,11 +814,6 @@ def test_a_fork_while_another_thread_holds_the_servers_locks_does_not_hang_the_c
     assert out.stdout.split() == ["child", "0"], out.stdout + out.stderr[-2000:]
 
 
-def _minor_faults(pid: int) -> int:
-    """Page faults process ``pid`` has taken that needed no disk (``minflt``)."""
-    return int(_stat(pid)[7])
-
-
 @pytest.mark.timeout(60)
 def test_a_workers_training_passes_reuse_the_memory_they_free(data):
     """Each LeNet-5 pass frees ~8 MB of layer values and columns; a worker keeps that
@@ -832,12 +827,10 @@ def test_a_workers_training_passes_reuse_the_memory_they_free(data):
     with WorkerPool(model, x, y, workers=2, optimizer=optimizer) as pool:
         for _ in range(3):  # every worker reaches the memory its steps need
             pool.train_step(rows, optimizer)
-        before = [_minor_faults(pid) for pid in pool.pids]
+        before = [minor_faults(pid) for pid in pool.pids]
         steps = 10
         for _ in range(steps):
             pool.train_step(rows, optimizer)
-        faults = [
-            (_minor_faults(pid) - b) / steps for pid, b in zip(pool.pids, before, strict=True)
-        ]
+        faults = [(minor_faults(pid) - b) / steps for pid, b in zip(pool.pids, before, strict=True)]
     _assert_clean(pool)
     assert max(faults) < 25, f"page faults per step in each worker: {faults}"

@@ -307,9 +307,9 @@ def test_an_actors_training_passes_reuse_the_memory_they_free(cluster):
     """Each actor keeps the memory a LeNet-5 pass frees for its next pass
     (``keep_freed_memory``), as the pool's workers do: 613-1,250 page faults a step in
     each actor without it, 40-50 with it (the rest is Ray's own traffic)."""
+    from nodenet.workers.processes import minor_faults
     from nodenet.workers.ray import RayBackend
     from tests.test_conv import lenet
-    from tests.test_pool import _minor_faults
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(512, 784)).astype(np.float32), rng.integers(0, 10, 512)
@@ -321,9 +321,9 @@ def test_an_actors_training_passes_reuse_the_memory_they_free(cluster):
         pids = ray.get([actor.pid.remote() for actor in backend.actors], timeout=30)
         for _ in range(3):  # every actor reaches the memory its steps need
             backend.train_step(rows, optimizer)
-        before = [_minor_faults(pid) for pid in pids]
+        before = [minor_faults(pid) for pid in pids]
         steps = 10
         for _ in range(steps):
             backend.train_step(rows, optimizer)
-        faults = [(_minor_faults(pid) - b) / steps for pid, b in zip(pids, before, strict=True)]
+        faults = [(minor_faults(pid) - b) / steps for pid, b in zip(pids, before, strict=True)]
     assert max(faults) < 200, f"page faults per step in each actor: {faults}"

@@ -15,6 +15,7 @@ import pytest
 
 from nodenet import io
 from nodenet.checkpoint import load_checkpoint
+from nodenet.workers.profiling import FAULTS_PER_STEP
 from nodenet.workers.shared import leftover_blocks
 from tests.conftest import ROOT, SCRIPTS, run
 
@@ -365,6 +366,8 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
         assert row.x_one_core == pytest.approx(row.samples_per_s / one.samples_per_s.item())
     assert (table.loc[table["workers"] == 1, "x_one_core"] == 1).all()
     assert table["samples_per_s"].gt(0).all()
+    # each worker's page faults a step: the small MLP keeps its memory from step to step
+    assert table["faults_per_step"].between(0, FAULTS_PER_STEP).all(), table["faults_per_step"]
     assert table["utilisation"].between(0, 1).all() and table["idle_share"].between(0, 1).all()
     shares = table[["utilisation", "idle_share", "barrier_share"]].sum(axis=1)
     assert np.allclose(shares, 1, atol=1e-6)  # every second of the workers is accounted for

@@ -226,6 +226,17 @@ def keep_freed_memory() -> bool:
     )
 
 
+def minor_faults(pid: int) -> int | None:
+    """The page faults process ``pid`` has taken that needed no disk (``minflt`` in
+    ``/proc/<pid>/stat``: most of them fresh zeroed pages), ``None`` where the system
+    does not say."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[7])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def process_state(pid: int) -> str:
     """The kernel's word for process ``pid`` (``/proc/<pid>/status``): ``"T (stopped)"``,
     ``"S (sleeping)"``, ``"R (running)"``, ...; ``"gone"`` or ``"unknown"``."""

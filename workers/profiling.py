@@ -1,5 +1,5 @@
 """Worker throughput: samples/s, utilisation, where each worker's time goes (computing,
-the optimizer, the barriers, waiting for the parent), the per-step overhead, the
+the optimizer, the barriers, waiting for the parent), its page faults, the per-step overhead, the
 ceiling of two cores, and a plain-words diagnosis of the bottleneck."""
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ from nodenet.graph import Layer, Model
 from nodenet.optimizers import Adam
 
 from .pool import WorkerPool
-from .processes import worker_environment
+from .processes import minor_faults, worker_environment
 
 CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_child()"
+#: page faults a step in a worker above which ``diagnose`` names them: a worker that maps
+#: fresh memory every step (LeNet-5's workers took 240-425 before they kept the memory a
+#: pass frees, and spent 10-20% of their time in the kernel; 0-10 is usual)
+FAULTS_PER_STEP = 64
 
 
 def ceiling_samples_per_s(
@@ -147,6 +151,7 @@ class Measurement:
     steps: int
     seconds: float
     stats: pd.DataFrame  # per-worker counter deltas over the measured steps
+    faults: list[int | None]  # per-worker page faults over the measured steps
 
     def row(self) -> dict:
         s = self.stats
@@ -170,6 +175,11 @@ class Measurement:
             "idle_share": share("idle_s"),
             "barrier_share": share("barrier_s"),
             "tasks_per_step": float(s["tasks"].sum()) / self.steps,
+            "faults_per_step": (
+                float(np.mean(self.faults)) / self.steps
+                if self.faults and None not in self.faults
+                else float("nan")
+            ),
         }
 
 
@@ -193,16 +203,21 @@ def measure(
             for batch in batches:
                 draw = lambda: rng.choice(len(x), batch, replace=False)  # noqa: B023, E731
                 run_steps(pool, opt, [draw() for _ in range(pool.ahead)])  # warm up
+                faults = [minor_faults(pid) for pid in pool.pids]
                 before, start = pool.stats(), time.perf_counter()
                 steps = run_steps(pool, opt, _batches_for(seconds, draw))
                 elapsed = time.perf_counter() - start
                 after = pool.stats()
+                faults = [
+                    None if a is None or b is None else b - a
+                    for a, b in zip(faults, map(minor_faults, pool.pids), strict=True)
+                ]
                 delta = (
                     after[list(WorkerPool.COUNTERS)].to_numpy()
                     - before[list(WorkerPool.COUNTERS)].to_numpy()
                 )
                 stats = pd.DataFrame(delta, columns=WorkerPool.COUNTERS)
-                results.append(Measurement(workers, chunk, batch, steps, elapsed, stats))
+                results.append(Measurement(workers, chunk, batch, steps, elapsed, stats, faults))
     return results
 
 
@@ -211,8 +226,8 @@ def diagnose(table: pd.DataFrame, overhead_us: dict[int, float]) -> list[str]:
     findings = []
     for batch, rows in table.groupby("batch"):
         best = rows.loc[rows["samples_per_s"].idxmax()]
-        one = rows[rows["workers"] == 1]["samples_per_s"].max()
-        scaling = best["samples_per_s"] / one if one else float("nan")
+        one = rows[rows["workers"] == 1]["samples_per_s"].max()  # NaN: not measured
+        scaling = f" ({best['samples_per_s'] / one:.2f}x one worker)" if one > 0 else ""
         step_ms = best["ms_per_step"]
         overhead_ms = overhead_us.get(int(best["workers"]), 0) / 1e3
         if best["idle_share"] + best["barrier_share"] > 0.2:
@@ -227,9 +242,15 @@ def diagnose(table: pd.DataFrame, overhead_us: dict[int, float]) -> list[str]:
                 f"computation: workers are busy {best['utilisation']:.0%} of the time, so "
                 f"the cores are the limit."
             )
+        if best["faults_per_step"] > FAULTS_PER_STEP:
+            cause += (
+                f" Each worker also faults in {best['faults_per_step']:.0f} fresh pages a "
+                f"step ({best['faults_per_step'] * 4 / 1024:.1f} MB): memory given back "
+                f"and mapped again every step, time spent in the kernel."
+            )
         findings.append(
             f"batch {batch}: best {int(best['workers'])} workers, chunk "
-            f"{best['chunk']}, {best['samples_per_s']:,.0f} samples/s "
-            f"({scaling:.2f}x one worker). Bottleneck: {cause}"
+            f"{best['chunk']}, {best['samples_per_s']:,.0f} samples/s{scaling}. "
+            f"Bottleneck: {cause}"
         )
     return findings
