@@ -226,7 +226,7 @@ def pieces_gradient(
     ``sync`` and ``update_running`` as in :class:`~nodenet.dropout.TrainingPass`: the
     loop of every backend that computes a batch in pieces (in this process, and each of
     the pool's workers over its share)."""
-    if not len(pieces):
+    if not pieces:
         dW.fill(0)
         db.fill(0)
     loss = correct = 0.0

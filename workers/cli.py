@@ -9,7 +9,8 @@ finds it through the ``nodenet.commands`` entry points).
 Prints a table (with ``x_one_core``: samples/s against one worker at the same batch,
 and, for the most workers, ``x_ceiling``: against as many independent single-thread
 processes training at once; ``faults_per_step``: each worker's page faults a step),
-names the bottleneck it finds, says what Polyak averaging costs, and writes profile.csv and profile.png into --out.
+names the bottleneck it finds, says what Polyak averaging costs, and writes profile.csv
+and profile.png into --out.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Worker throughput: samples/s, utilisation, where each worker's time goes (computing,
-the optimizer, the barriers, waiting for the parent), its page faults, the per-step overhead, the
-ceiling of two cores, and a plain-words diagnosis of the bottleneck."""
+the optimizer, the barriers, waiting for the parent), its page faults, the per-step
+overhead, the ceiling of two cores, and a plain-words diagnosis of the bottleneck."""
 
 from __future__ import annotations
 
