@@ -11,10 +11,14 @@ from .counters import COUNTERS
 from .ring import Ring
 
 MIN_WAIT_S = 0.00005  # the shortest sleep of a waiting parent
-MAX_WAIT_S = 0.005  # the longest (a parent that wakes less often takes less CPU from workers)
 FIRST_STEP_S = 0.0005  # the work a step is assumed to take before one was measured
 FIRST_NAP_ALONE = 0.9  # the first nap, in steps, when the parent waits for its only step
 CHECK_S = 0.02  # how often a waiting parent checks on its workers
+#: the longest sleep: a parent that wakes less often takes less CPU from the workers.
+#: Measured on LeNet-5 (8 ms steps, 16 in flight), 2 workers: at 5 ms the parent woke
+#: about 8 times a step and used 0.45-0.58 ms of CPU a step; at 20 ms, 0.13-0.19 ms,
+#: and an epoch took 0.75-1.07x as long (median 0.965x, 9 alternating pairs)
+MAX_WAIT_S = CHECK_S
 HANG_FACTOR = 50  # a step that waits this many times the longest step before it is hung
 WORK = [i for i, name in enumerate(COUNTERS) if name.endswith("_s") and name != "idle_s"]
 
