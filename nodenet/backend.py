@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from stopwatch import Stopwatch
 
-from .backprop import batch_evaluate, batch_gradient, pieces_gradient
+from .backprop import batch_gradient, pieces_evaluate, pieces_gradient
 from .checks import require_int
 from .dropout import TrainingPass
 from .graph import Model
@@ -209,12 +209,8 @@ class InProcess:
         return self._done.popleft()
 
     def evaluate(self, indices: np.ndarray) -> tuple[float, float]:
-        loss_sum = n_correct = 0.0
-        for piece in self._pieces(indices, self.model.pass_rows()):
-            loss, correct = batch_evaluate(self.model, self.x[piece], self.t[piece])
-            loss_sum += loss
-            n_correct += correct
-        return loss_sum, n_correct
+        pieces = self._pieces(indices, self.model.pass_rows())
+        return pieces_evaluate(self.model, self.x, self.t, pieces)
 
     def stats(self) -> pd.DataFrame:
         import pandas as pd  # only here: workers import nodenet and need no pandas

@@ -246,6 +246,20 @@ def pieces_gradient(
     return loss, correct
 
 
+def pieces_evaluate(
+    model: Model, x: np.ndarray, t: np.ndarray, pieces: Sequence[np.ndarray]
+) -> tuple[float, float]:
+    """:func:`batch_evaluate` (prediction passes) of each piece of row indices into ``x``
+    (N, N_0) and ``t`` (N, N_L), summed: ``(loss_sum, n_correct)``; only one piece's rows
+    are gathered at a time (in this process, and each of the pool's workers)."""
+    loss = correct = 0.0
+    for rows in pieces:
+        part_loss, part_correct = batch_evaluate(model, x[rows], t[rows])
+        loss += part_loss
+        correct += part_correct
+    return loss, correct
+
+
 def _one_pass(model, x, t, dW, db, accumulate, weights, training) -> tuple[float, float]:
     """:func:`batch_gradient` of rows that go through in one pass."""
     a = model.propagate(x, training)

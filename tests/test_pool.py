@@ -19,7 +19,7 @@ from nodenet import SGD, Adam, AdamW, Callback, CrossEntropy, Layer, Model, Mome
 from nodenet.backend import InProcess
 from nodenet.checkpoint import Checkpoint, load_checkpoint
 from nodenet.workers import WorkerError, WorkerPool, stop_fork_server
-from nodenet.workers.processes import fork_server, minor_faults
+from nodenet.workers.processes import fork_server, minor_faults, proc_stat
 from nodenet.workers.shared import leftover_blocks
 from tests.conftest import mlp
 
@@ -578,21 +578,13 @@ def test_a_loss_defined_in_main_is_refused_in_one_line(blobs):
         fit(model, x, y, epochs=1, workers=2)
 
 
-def _stat(pid: int | str) -> list[str]:
-    """The fields of ``/proc/<pid>/stat`` after the command's name: state, ppid, ..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
 def _children(pid: int) -> list[int]:
     """The pids of ``pid``'s running children."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                fields = _stat(entry.name)
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
+            fields = proc_stat(entry.name)
+            if fields is not None and int(fields[1]) == pid and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
 

@@ -226,15 +226,21 @@ def keep_freed_memory() -> bool:
     )
 
 
-def minor_faults(pid: int) -> int | None:
-    """The page faults process ``pid`` has taken that needed no disk (``minflt`` in
-    ``/proc/<pid>/stat``: most of them fresh zeroed pages), ``None`` where the system
-    does not say."""
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command's name (state, ppid, ...,
+    ``minflt`` at 7), ``None`` where the process is gone or the system does not say."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[7])
-    except (OSError, ValueError, IndexError):
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
+
+
+def minor_faults(pid: int) -> int | None:
+    """The page faults process ``pid`` has taken that needed no disk (``minflt``: most
+    of them fresh zeroed pages), ``None`` where the system does not say."""
+    fields = proc_stat(pid)
+    return None if fields is None else int(fields[7])
 
 
 def process_state(pid: int) -> str:

@@ -55,9 +55,9 @@ class Worker:
     def __init__(
         self, worker_id: int, arrays: dict, model, optimizer_name: str, parent_pid, seed: int
     ):
-        from nodenet.backprop import batch_evaluate, pieces_gradient
+        from nodenet.backprop import pieces_evaluate, pieces_gradient
 
-        self.pieces_gradient, self.batch_evaluate = pieces_gradient, batch_evaluate
+        self.pieces_gradient, self.pieces_evaluate = pieces_gradient, pieces_evaluate
         self.seed = seed
         self.worker_id, self.arrays, self.model = worker_id, arrays, model
         self.ring = Ring(arrays)
@@ -122,12 +122,7 @@ class Worker:
         x, t, w = self.arrays["x"], self.arrays["t"], self.arrays.get("w")
         parts = [rows[lo:hi] for lo, hi in mine]
         if kind == EVALUATE:
-            loss = correct = 0.0
-            for part in parts:
-                part_loss, part_correct = self.batch_evaluate(self.model, x[part], t[part])
-                loss += part_loss
-                correct += part_correct
-            return loss, correct
+            return self.pieces_evaluate(self.model, x, t, parts)
         if self.sync is not None:
             parts = [np.concatenate(parts) if parts else rows[:0]]
         update = step > 0 and self.worker_id == 0
