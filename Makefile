@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 ARGS   ?=
 
-.PHONY: help train test test-all lint docs bench bench-ray profile clean
+.PHONY: help train test test-all lint docs bench bench-auto bench-ray profile clean
 
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -42,6 +42,9 @@ docs: $(VENV)/.train  ## the API reference from the docstrings, into site/ (stri
 
 bench: $(VENV)/.bench  ## nodenet against PyTorch CPU and a plain NumPy loop
 	$(PY) bench/run.py $(ARGS)
+
+bench-auto: $(VENV)/.train  ## the measurements behind workers="auto" on this machine
+	$(PY) bench/auto_rule.py $(ARGS)
 
 bench-ray: $(VENV)/.installed  ## the Ray backend against the pool (as root: a loopback-only netns)
 	$(PIP) -e '.[test,ray]'

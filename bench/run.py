@@ -136,18 +136,10 @@ def child(
     seconds: list[float] = []
     with PeakMemory() if memory else contextlib.nullcontext() as sampler:
         if spec["kind"] == "nodenet":
-            from nodenet import Layer, Model, fit
+            from nodenet import fit
             from nodenet.predict import evaluate
 
-            if net == "lenet5":
-                from nodenet.architectures import read_architecture
-
-                shape, hidden = read_architecture("lenet5")
-                model = Model(shape, "cross_entropy", [*hidden, Layer(10, "softmax")])
-            else:
-                layers = [Layer(n, "relu") for n in sizes[1:-1]] + [Layer(sizes[-1], "softmax")]
-                model = Model(sizes[0], "cross_entropy", layers)
-            model.construct(seed=seed, init="lecun")
+            model = build_model(net, sizes, seed)
             history = fit(
                 model,
                 x,
@@ -190,6 +182,22 @@ def child(
         "peak_mib": sampler.peak_kib / 1024 if memory else None,
         "samples": len(x),
     }
+
+
+def build_model(net: str, sizes: list[int], seed: int):
+    """The nodenet model of a bench row: LeNet-5 (``net="lenet5"``) or the ReLU MLP of
+    ``sizes`` with a softmax output, LeCun-initialised with ``seed``."""
+    from nodenet import Layer, Model
+
+    if net == "lenet5":
+        from nodenet.architectures import read_architecture
+
+        shape, hidden = read_architecture("lenet5")
+        model = Model(shape, "cross_entropy", [*hidden, Layer(10, "softmax")])
+    else:
+        layers = [Layer(n, "relu") for n in sizes[1:-1]] + [Layer(sizes[-1], "softmax")]
+        model = Model(sizes[0], "cross_entropy", layers)
+    return model.construct(seed=seed, init="lecun")
 
 
 def child_extras() -> dict:

@@ -244,6 +244,10 @@ class InProcess:
 #: 1024, 20 ms with 2 BLAS threads, 1.02x; 784-128-64-10 at batch 128, 0.7 ms, no
 #: faster and 1 s more to start. 3 ms is where the earlier rule (batch x parameters >=
 #: 1e8, which missed convolutions: LeNet-5 at batch 128 is 7.9e6) put 784-512-512-10.
+#: Checked on a 2-core Intel Xeon (``bench/auto_rule.py``, bench/auto_results.md): right
+#: for 7 of 8 nets and batch sizes (784-512-512-10 at batch 64, a 2.97 ms pass: the pool
+#: 0.86x; at 128, 5.1 ms: 1.05x), the eighth a toss-up (784-128-64-10 at batch 128, 1.1
+#: ms: the pool 1.18x here, 1.02x in that day's ``make bench``).
 POOL_STEP_S = 0.003
 
 
