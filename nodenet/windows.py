@@ -7,7 +7,8 @@ position's channels are contiguous and a convolution is one GEMM:
   ``(n * out_h * out_w, kh * kw * channels)``, in the order ``(i, j, channel)``: each
   window row ``i`` is one contiguous run of ``kw * channels`` numbers of the image, so
   the copy moves runs, not single numbers (3x faster than PyTorch's ``(channel, i, j)``
-  order for 1 to 6 channels);
+  order for 1 to 6 channels); a one-channel image's columns are stored column by
+  column, whose runs are longer;
 - :func:`col2im` is its transpose: it adds every row back onto the window it came from
   (where windows overlap, their entries add up).
 
@@ -75,7 +76,18 @@ def windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
     """The windows of a padded image ``x`` (n, h, w, c) as rows: (n * out_h * out_w,
-    kh * kw * c) in ``(i, j, channel)`` order, one copy."""
+    kh * kw * c) in ``(i, j, channel)`` order, one copy.
+
+    A one-channel image's window rows are runs of only ``kw`` numbers, so its columns
+    are stored column by column instead (a Fortran-ordered array, the transpose of a
+    C-ordered ``(kh * kw, n * out_h * out_w)``: runs of ``out_w``); GEMMs take either
+    order without a copy. Measured for 64 images of 32 x 32, 5 x 5 kernels, one thread
+    (the copy, ``cols @ W.T`` and ``delta.T @ cols``): 1 channel 3.4 ms against 4.4 ms,
+    3 channels 11.5 against 10.2 ms, 6 channels of 14 x 14 3.5 against 1.8 ms."""
+    if x.shape[3] == 1:
+        view = windows(x, kernel, stride).transpose(4, 5, 3, 0, 1, 2)
+        rows = kernel[0] * kernel[1]
+        return np.ascontiguousarray(view).reshape(rows, -1).T
     view = windows(x, kernel, stride).transpose(0, 1, 2, 4, 5, 3)
     n, out_h, out_w = view.shape[:3]
     return view.reshape(n * out_h * out_w, kernel[0] * kernel[1] * x.shape[3])

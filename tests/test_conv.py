@@ -187,9 +187,11 @@ def test_the_compiled_kernels_equal_the_numpy_path(monkeypatch, use_kernels, win
     assert loss == pytest.approx(loss_2, rel=1e-14)
 
 
-def test_every_unit_of_every_image_layer_equals_its_readable_node():
+@pytest.mark.parametrize("channels", [2, 1], ids=["2 channels", "1 channel"])
+def test_every_unit_of_every_image_layer_equals_its_readable_node(channels):
+    """(A one-channel image's im2col columns are laid out column by column.)"""
     layers = [
-        Conv2D(3, 3, stride=2, padding="same", activation="tanh"),
+        Conv2D(3, (3, 2), stride=2, padding="same", activation="tanh"),
         Conv2DTranspose(2, 3, stride=2, padding="same"),
         MaxPool2D(2),
         AvgPool2D((2, 1)),
@@ -197,8 +199,8 @@ def test_every_unit_of_every_image_layer_equals_its_readable_node():
         Conv2DTranspose(2, (2, 3)),
         Flatten(),
     ]
-    model = conv_model((2, 7, 6), layers)
-    model(RNG.normal(size=(3, 84)))
+    model = conv_model((channels, 7, 6), layers)
+    model(RNG.normal(size=(3, channels * 42)))
     for layer in model.layers[1:-2]:
         prev_a = model.layers[layer.index - 1].a
         assert len(layer.nodes) == layer.size == int(np.prod(layer.shape))
