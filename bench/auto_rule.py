@@ -25,11 +25,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import machine, median, run_child  # noqa: E402
 
-#: name -> (MLP layer sizes, or [] for LeNet-5; batch sizes; epochs per measurement)
+#: name -> (``bench/run.py``'s net, its MLP layer sizes, batch sizes, epochs per measurement)
 GRID = {
-    "784-128-64-10": ([784, 128, 64, 10], [128, 1024], 2),
-    "784-512-512-10": ([784, 512, 512, 10], [64, 128, 256, 1024], 1),
-    "lenet5": ([], [32, 128], 1),
+    "784-128-64-10": ("mlp", [784, 128, 64, 10], [128, 1024], 2),
+    "784-512-512-10": ("mlp", [784, 512, 512, 10], [64, 128, 256, 1024], 1),
+    "lenet5": ("lenet5", [], [32, 128], 1),
 }
 TRAINERS = {"in-process": ("nodenet in-process", 2), "2 workers": ("nodenet 2 workers", 1)}
 
@@ -71,13 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nets", nargs="+", default=list(GRID), choices=list(GRID))
     p.add_argument("--out", default=str(HERE / "auto_results.md"), help="the table's file")
     args = p.parse_args(argv)
-    cases = [(net, batch) for net in args.nets for batch in GRID[net][1]]
+    cases = [(net, batch) for net in args.nets for batch in GRID[net][2]]
     passes = {case: [] for case in cases}
     epochs = {(case, trainer): [] for case in cases for trainer in TRAINERS}
     for r in range(args.rounds):
         for net, batch in cases:
-            sizes, _, n_epochs = GRID[net]
-            kind = "lenet5" if net == "lenet5" else "mlp"
+            kind, sizes, _, n_epochs = GRID[net]
             passes[net, batch].append(pass_ms(kind, sizes, batch))
             for trainer, (row, threads) in TRAINERS.items():
                 print(f"round {r + 1}/{args.rounds}: {net} batch {batch} {trainer}", flush=True)
