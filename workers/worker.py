@@ -171,22 +171,39 @@ class RangeStep:
         self.name, self.keys = optimizer_name, optimizer_settings(optimizer_name)
         self.make = get_optimizer
         self.optimizer, self.hyper = None, None
+        #: per piece of the range: (parameters, state views, gradient slots, is weights,
+        #: offset into the slots), for ``made`` = (start, stop, the state's keys)
+        self.pieces: list[tuple] = []
+        self.made: tuple | None = None
 
     def update(self, start: int, stop: int, hyper: np.ndarray, t: int, n: float) -> None:
-        """Step ``t`` on the summed gradient divided by ``n`` (samples, or their weight); ``hyper``: the optimizer's settings
-        in the order of ``optimizer_settings`` (rebuilt only when they change)."""
+        """Step ``t`` on the summed gradient divided by ``n`` (samples, or their weight);
+        ``hyper``: the optimizer's settings in the order of ``optimizer_settings`` (the
+        optimizer is rebuilt only when they change, its views of the range only when the
+        range or the state's keys do)."""
         values = tuple(hyper[: len(self.keys)].tolist())
         if values != self.hyper:
             self.optimizer = self.make(self.name, **dict(zip(self.keys, values, strict=True)))
             self.hyper = values
+        if self.made != (start, stop, self.optimizer.state_keys):
+            self.pieces = self.views(start, stop)
+            self.made = start, stop, self.optimizer.state_keys
         self.optimizer.t = t
-        arrays = self.arrays
+        apply_sum = self.optimizer.apply_sum
+        for p, state, slots, decay, lo in self.pieces:
+            apply_sum(state, p, slots, n, decay, lo)
+
+    def views(self, start: int, stop: int) -> list[tuple]:
+        """The pieces of ``[start, stop)`` (see ``pieces``): views of the shared arrays,
+        which stay in place for the life of the pool."""
+        arrays, pieces = self.arrays, []
         for part, lo, hi in self.layout.split(start, stop):
             key = part[0]  # "w" or "b"
             state = {k: arrays[f"opt_{key}_{k}"][lo:hi] for k in self.optimizer.state_keys}
-            self.optimizer.apply_sum(
-                state, arrays[part][lo:hi], arrays[f"grad_{key}"], n, part == "weights", lo
+            pieces.append(
+                (arrays[part][lo:hi], state, arrays[f"grad_{key}"], part == "weights", lo)
             )
+        return pieces
 
 
 def main(output_fd, worker_id, specs, config, optimizer_name, seed):
