@@ -155,6 +155,21 @@ def test_bad_settings_are_named():
     assert optimizer_settings("rmsprop") == ("lr", "rho", "eps", "weight_decay", "average")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_slot_sum_adds_the_workers_rows_in_order_as_np_sum_does(dtype):
+    """The pool's split step sums the workers' gradient slots row by row: the numbers
+    of ``np.sum(axis=0)``, bit for bit, for any number of slots and any offset."""
+    rng = np.random.default_rng(0)
+    opt = Adam()
+    for rows in (1, 2, 3, 5):
+        slots = rng.normal(size=(rows, 700)) * 10.0 ** rng.integers(-6, 6, (rows, 700))
+        slots = slots.astype(dtype)
+        like = np.empty(400, dtype)
+        np.testing.assert_array_equal(
+            opt.slot_sum(slots, 250, like), np.sum(slots[:, 250:650], axis=0)
+        )
+
+
 @pytest.mark.skipif(not kernels.available, reason="numba kernels are off or not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(

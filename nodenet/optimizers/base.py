@@ -71,7 +71,13 @@ class Optimizer:
         g = slots[:, offset : offset + like.size]
         if len(g) == 1:
             return g[0]
-        return np.sum(g, axis=0, out=self.scratch(like, "_sum_scratch"))
+        # row by row, as np.sum(axis=0) adds them (equal bit for bit), in 0.4-0.7x its
+        # time: 3.7 against 8.8 us for 2 x 3,000 float64, 19.6 against 28.6 for 2 x 54,700
+        # float32
+        out = np.add(g[0], g[1], out=self.scratch(like, "_sum_scratch"))
+        for row in g[2:]:
+            out += row
+        return out
 
     def apply(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, decay: bool):
         """Update ``p`` (a whole flat array or any slice of one, with ``state`` sliced
