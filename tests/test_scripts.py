@@ -356,10 +356,14 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
     assert plain > 0 and averaged > 0 and abs(averaged - plain - extra) <= 1 and share < 100
     table = pd.read_csv(tmp_path / "profile.csv")
     assert len(table) == 2 * 2 * 2
-    assert "ceiling at batch 128:" in result.stdout and "ceiling at batch 1024:" in result.stdout
-    # against 2 independent single-thread processes, for the 2-worker rows only
-    assert table.loc[table["workers"] == 2, "x_ceiling"].between(0.05, 2).all()
-    assert table.loc[table["workers"] == 1, "x_ceiling"].isna().all()
+    for batch in (128, 1024):
+        assert f"\nceiling at batch {batch}:" in result.stdout
+        assert f"synced ceiling at batch {batch}:" in result.stdout
+    # against 2 single-thread processes, independent or meeting once a step, for the
+    # 2-worker rows only
+    for column in ("x_ceiling", "x_synced"):
+        assert table.loc[table["workers"] == 2, column].between(0.05, 2).all()
+        assert table.loc[table["workers"] == 1, column].isna().all()
     # against one worker at the same chunk and batch
     for row in table.itertuples():
         one = table[(table.workers == 1) & (table.chunk == row.chunk) & (table.batch == row.batch)]

@@ -6,9 +6,11 @@ finds it through the ``nodenet.commands`` entry points).
     nodenet profile --batches 128 1024 --chunks auto 32 --hidden 512 512
     nodenet profile --arch lenet5 --batches 128
 
-Prints a table (with ``x_one_core``: samples/s against one worker at the same batch,
-and, for the most workers, ``x_ceiling``: against as many independent single-thread
-processes training at once; ``faults_per_step``: each worker's page faults a step),
+Prints a table (with ``x_one_core``: samples/s against one worker at the same batch;
+for the most workers, ``x_ceiling``: against as many independent single-thread
+processes training at once, and ``x_synced``: against the same processes meeting once a
+step, the most a pool whose steps equal in-process ones can reach; ``faults_per_step``:
+each worker's page faults a step),
 names the bottleneck it finds, says what Polyak averaging costs, and writes profile.csv
 and profile.png into --out.
 """
@@ -114,14 +116,19 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
     ]
     most = max(args.workers)
     for batch in args.batches:  # what the cores give here, in the same run
-        ceiling = ceiling_samples_per_s(model, batch, args.seconds, args.data_dir, most)
-        print(
-            f"ceiling at batch {batch}: {ceiling:,.0f} samples/s ({most} independent "
-            f"single-thread processes at {max(batch // most, 1)} rows a step)",
-            flush=True,
-        )
         rows_of = (table["batch"] == batch) & (table["workers"] == most)
-        table.loc[rows_of, "x_ceiling"] = table.loc[rows_of, "samples_per_s"] / ceiling
+        for column, meet, what in (
+            ("x_ceiling", False, "ceiling"),
+            ("x_synced", True, "synced ceiling"),
+        ):
+            ceiling = ceiling_samples_per_s(model, batch, args.seconds, args.data_dir, most, meet)
+            print(
+                f"{what} at batch {batch}: {ceiling:,.0f} samples/s ({most} single-thread "
+                f"processes at {max(batch // most, 1)} rows a step, "
+                f"{'meeting once a step' if meet else 'independent'})",
+                flush=True,
+            )
+            table.loc[rows_of, column] = table.loc[rows_of, "samples_per_s"] / ceiling
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "profile.csv", index=False)
     with pd.option_context("display.width", 160, "display.float_format", "{:,.3f}".format):

@@ -5,6 +5,7 @@ overhead, the ceiling of two cores, and a plain-words diagnosis of the bottlenec
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from nodenet.optimizers import Adam
 
 from .pool import WorkerPool
 from .processes import minor_faults, worker_environment
+from .ring import fence
+from .shared import ArraySpec, SharedArrays, attach
 
 CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_child()"
 #: page faults a step in a worker above which ``diagnose`` names them: a worker that maps
@@ -28,12 +31,39 @@ FAULTS_PER_STEP = 64
 
 
 def ceiling_samples_per_s(
-    model: Model, batch: int, seconds: float, data_dir: str | None, processes: int = 2
+    model: Model,
+    batch: int,
+    seconds: float,
+    data_dir: str | None,
+    processes: int = 2,
+    meet: bool = False,
 ) -> float:
     """The pool's ceiling on this machine: ``processes`` independent single-thread
     processes, each training ``model``'s architecture in itself at ``batch //
     processes`` rows a step on MNIST at the same time, with no communication; their
-    samples/s added up is the most a pool of that many workers can reach here."""
+    samples/s added up is the most a pool of that many workers can reach here.
+
+    With ``meet`` the same processes meet once a step, between the gradient and the
+    optimizer step (a barrier; no data passes): the *synced ceiling*. A pool whose steps
+    equal in-process ones needs every worker's gradient before any worker starts the
+    next step, so it waits at least once a step for its slowest worker: this is the most
+    such a pool can reach here, whatever it exchanges and however."""
+    return sum(
+        run["samples_per_s"]
+        for run in ceiling_runs(model, batch, seconds, data_dir, processes, meet)
+    )
+
+
+def ceiling_runs(
+    model: Model,
+    batch: int,
+    seconds: float,
+    data_dir: str | None,
+    processes: int = 2,
+    meet: bool = False,
+) -> list[dict]:
+    """Run the processes of :func:`ceiling_samples_per_s`; per process, its
+    ``samples_per_s`` and ``steps`` (the steps timed, after three to warm up)."""
     job = {
         "config": model.config(),
         "batch": max(batch // processes, 1),
@@ -41,44 +71,118 @@ def ceiling_samples_per_s(
         "data_dir": data_dir,
     }
     env = worker_environment()
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", CEILING_CHILD],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(processes)
-    ]
-    rates = []
-    for child in children:
-        out, _ = child.communicate(json.dumps(job), timeout=300 + 10 * seconds)
-        if child.returncode != 0:
-            raise RuntimeError(f"a ceiling process failed (exit code {child.returncode})")
-        rates.append(float(out.strip().splitlines()[-1]))
-    return sum(rates)
+    shared, children = SharedArrays(), []
+    try:
+        if meet:
+            shared.create("meeting", Meeting.shape(processes), np.int64)
+            spec = shared.specs()["meeting"]
+            job["meeting"] = [spec.block, list(spec.shape), spec.dtype]
+        children = [  # started together, so that they run at once
+            subprocess.Popen(
+                [sys.executable, "-c", CEILING_CHILD, json.dumps({**job, "index": i})],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for i in range(processes)
+        ]
+        runs = []
+        for child in children:
+            try:
+                out, _ = child.communicate(timeout=300 + 10 * seconds)
+            except subprocess.TimeoutExpired:
+                for other in children:
+                    other.kill()
+                raise
+            if child.returncode != 0:
+                raise RuntimeError(f"a ceiling process failed (exit code {child.returncode})")
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+        return runs
+    finally:
+        for child in children:  # none is left behind (Ctrl-C, a failed one)
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        shared.unlink()
+
+
+class Meeting:
+    """``processes`` processes meeting once a step over shared counters ``ctl``
+    (:meth:`shape`; one 64-byte line each): row ``i`` holds the steps process ``i`` has
+    finished, the last row the step after which everyone stops (process 0 decides)."""
+
+    TIMEOUT_S = 60.0  # a process that waits this long: another one has stopped meeting
+
+    def __init__(self, ctl: np.ndarray, index: int):
+        self.ctl, self.index, self.steps = ctl, index, 0
+        self.processes = len(ctl) - 1
+
+    @staticmethod
+    def shape(processes: int) -> tuple[int, int]:
+        return processes + 1, 8
+
+    def meet(self, stop: bool = False) -> bool:
+        """Finish a step and wait until every process has finished it; ``stop``
+        (process 0's say): make it the last. Returns whether it is the last."""
+        ctl, last = self.ctl, self.processes
+        if stop and self.index == 0:
+            ctl[last, 0] = self.steps + 1
+        self.steps += 1
+        fence()
+        ctl[self.index, 0] = self.steps
+        deadline = time.monotonic() + self.TIMEOUT_S
+        while ctl[:last, 0].min() < self.steps:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"no other process met at step {self.steps} within {self.TIMEOUT_S:.0f} s"
+                )
+            os.sched_yield()
+        fence()
+        return 0 < ctl[last, 0] <= self.steps
 
 
 def ceiling_child() -> None:
-    """One process of :func:`ceiling_samples_per_s`: the job on standard input, its
-    samples/s on standard output."""
+    """One process of :func:`ceiling_runs`: the job as its argument, its samples/s and
+    steps on standard output (JSON)."""
     from nodenet.data import Normaliser, load_mnist
 
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.argv[1])
     train, _ = load_mnist(job["data_dir"])
     model = Model.from_config(job["config"]).construct(seed=0)
     x = Normaliser.fit("zscore", train.x)(train.x).astype(model.dtype)
     t = model.targets(train.y)
     engine, optimizer, rng = InProcess(model, x, t), Adam(), np.random.default_rng(0)
-    draw = lambda: rng.choice(len(x), job["batch"], replace=False)  # noqa: E731
+    arrays, blocks, meeting = {}, [], None
+    if "meeting" in job:
+        block, shape, dtype = job["meeting"]
+        arrays, blocks = attach({"meeting": ArraySpec(block, tuple(shape), dtype)})
+        meeting = Meeting(arrays["meeting"], job["index"])
+
+    def step(stop: bool) -> bool:
+        """One training step of ``job["batch"]`` random rows; whether it is the last."""
+        rows = rng.choice(len(x), job["batch"], replace=False)
+        if meeting is None:
+            engine.train_step(rows, optimizer)
+            return stop
+        _, _, dW, db = engine.gradient(rows, optimizer.t + 1, update_running=True)
+        last = meeting.meet(stop)
+        optimizer.step_mean(model.weights, model.biases, dW, db, len(rows))
+        return last
+
     for _ in range(3):  # warm up
-        engine.train_step(draw(), optimizer)
+        step(False)
     steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < job["seconds"] or steps < 5:
-        engine.train_step(draw(), optimizer)
+    while True:
         steps += 1
-    print(steps * job["batch"] / (time.perf_counter() - start))
+        if step(time.perf_counter() - start >= job["seconds"] and steps >= 5):
+            break
+    rate = steps * job["batch"] / (time.perf_counter() - start)
+    if meeting is not None:  # no view of the block may be left when it closes
+        meeting.ctl = None
+        arrays.clear()
+    for block in blocks:
+        block.close()
+    print(json.dumps({"samples_per_s": rate, "steps": steps}))
 
 
 def step_overhead_us(workers: int, steps: int = 1000) -> float:

@@ -1,0 +1,82 @@
+"""The pool's ceilings in ``nodenet profile``: independent processes run at once, and the
+synced ceiling's processes really meet once a step."""
+
+import multiprocessing
+import os
+import time
+
+import numpy as np
+import pytest
+
+from nodenet.workers.profiling import Meeting, ceiling_runs
+from nodenet.workers.shared import SharedArrays, attach
+
+
+def _meet(spec, index: int, delay_s: float, stop_after: int, out) -> None:
+    """Steps that each take ``delay_s``, then meet; process 0 stops after ``stop_after``."""
+    arrays, blocks = attach({"meeting": spec})
+    meeting = Meeting(arrays["meeting"], index)
+    steps, start = 0, time.perf_counter()
+    while True:
+        time.sleep(delay_s)
+        steps += 1
+        if meeting.meet(stop=steps >= stop_after):
+            break
+    out.put((index, steps, time.perf_counter() - start))
+    meeting.ctl = None
+    arrays.clear()
+    for block in blocks:
+        block.close()
+
+
+def test_a_meeting_waits_for_the_slowest_and_everyone_stops_at_the_same_step():
+    shared, processes = SharedArrays(), []
+    try:
+        shared.create("meeting", Meeting.shape(2), np.int64)
+        spec = shared.specs()["meeting"]
+        context = multiprocessing.get_context("fork")
+        out = context.Queue()
+        # process 0 is quick and decides to stop after 3 steps; process 1 takes 50 ms a
+        # step and would go on for ever without process 0's say
+        processes = [
+            context.Process(target=_meet, args=(spec, 0, 0.0, 3, out)),
+            context.Process(target=_meet, args=(spec, 1, 0.05, 10**9, out)),
+        ]
+        for process in processes:
+            process.start()
+        results = sorted(out.get(timeout=20) for _ in processes)
+        for process in processes:
+            process.join(timeout=10)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        shared.unlink()
+    (_, steps_0, seconds_0), (_, steps_1, _) = results
+    assert steps_0 == steps_1 == 3
+    assert seconds_0 >= 3 * 0.05 * 0.9  # the quick one waited for the slow one each step
+
+
+def test_a_process_left_alone_at_a_meeting_says_so_within_its_time_limit():
+    ctl = np.zeros(Meeting.shape(2), np.int64)
+    meeting = Meeting(ctl, 0)
+    meeting.TIMEOUT_S = 0.1
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="no other process met at step 1 within"):
+        meeting.meet()
+    assert time.monotonic() - start < 5
+
+
+def test_the_ceiling_processes_run_at_once_and_the_synced_ones_meet_every_step(mnist, mnist_model):
+    independent = ceiling_runs(mnist_model, 32, 0.3, None)  # None: $NODENET_DATA
+    synced = ceiling_runs(mnist_model, 32, 0.3, None, meet=True)
+    assert len(independent) == len(synced) == 2
+    assert all(run["samples_per_s"] > 0 and run["steps"] >= 5 for run in independent + synced)
+    # meeting once a step, they take the same steps (were they run one after the other,
+    # the first would wait alone at its first meeting and fail)
+    assert synced[0]["steps"] == synced[1]["steps"]
+    assert synced[0]["samples_per_s"] == pytest.approx(synced[1]["samples_per_s"], rel=0.05)
+    assert not [
+        name for name in os.listdir("/dev/shm") if name.startswith(f"nodenet_{os.getpid()}_")
+    ]
