@@ -25,6 +25,10 @@ import threading
 import time
 from pathlib import Path
 
+from nodenet.callbacks import Callback
+from nodenet.workers.profiling import Meeting
+from nodenet.workers.shared import SharedArrays
+
 HERE = Path(__file__).resolve().parent
 
 #: name -> how to run it; "threads" sets the BLAS / OpenMP / torch threads of the run
@@ -62,6 +66,22 @@ CEILING = {
     "ceiling: 2 processes": {"kind": "nodenet", "workers": 0, "threads": 1, "half_of": 128},
     "ceiling: 2 processes (1024)": {"kind": "nodenet", "workers": 0, "threads": 1, "half_of": 1024},
     "lenet5 ceiling: 2 processes": {"kind": "nodenet", "workers": 0, "threads": 1, "half_of": 128},
+    # the same two processes meeting once a step (a barrier, no data): the most a pool
+    # whose steps equal in-process ones can reach here
+    "synced ceiling: 2 processes": {
+        "kind": "nodenet",
+        "workers": 0,
+        "threads": 1,
+        "half_of": 128,
+        "meet": True,
+    },
+    "synced ceiling: 2 processes (1024)": {
+        "kind": "nodenet",
+        "workers": 0,
+        "threads": 1,
+        "half_of": 1024,
+        "meet": True,
+    },
 }
 
 
@@ -123,10 +143,13 @@ def child(
     seed: int,
     memory: bool = False,
     net: str = "mlp",
+    meeting: tuple | None = None,
 ) -> dict:
     """Run one trainer in this process and return its measurements. With ``memory`` only
     the peak memory is measured: the PSS sampler reads /proc/<pid>/smaps_rollup, which
-    walks each worker's page tables under its mmap lock and slowed 2 workers by 30%."""
+    walks each worker's page tables under its mmap lock and slowed 2 workers by 30%.
+    ``meeting``: ``(spec, index)`` of a synced ceiling's shared counters, met after every
+    step (every process of it takes the same steps)."""
 
     from nodenet.data import Normaliser, load_mnist
 
@@ -140,6 +163,7 @@ def child(
             from nodenet.predict import evaluate
 
             model = build_model(net, sizes, seed)
+            meet = [] if meeting is None else [MeetEveryStep(*meeting)]
             history = fit(
                 model,
                 x,
@@ -152,6 +176,7 @@ def child(
                 validation=0.0,
                 workers=spec["workers"],
                 seed=seed,
+                callbacks=meet,
             )
             seconds = [e["seconds"] for e in history.epochs]
             accuracy = evaluate(model, x_test, test.y)["accuracy"]
@@ -182,6 +207,19 @@ def child(
         "peak_mib": sampler.peak_kib / 1024 if memory else None,
         "samples": len(x),
     }
+
+
+class MeetEveryStep(Callback):
+    """Meets the other processes of a synced ceiling after every training step."""
+
+    def __init__(self, where: str, index: int):
+        self.meeting = Meeting.join(where, index)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.meeting.meet()
+
+    def on_train_end(self, logs=None):
+        self.meeting.leave()
 
 
 def build_model(net: str, sizes: list[int], seed: int):
@@ -219,29 +257,39 @@ def child_extras() -> dict:
 
 
 # ----------------------------------------------------------------- parent side
-def run_child(args: list[str], threads: int, copies: int = 1) -> dict:
+def run_child(args: list[str], threads: int, copies: int = 1, meet: bool = False) -> dict:
     """Run the trainer ``args`` names in ``copies`` processes at once; one copy's result,
     or for several the combined one: their samples/s added up, as the seconds one epoch
-    of samples takes them together."""
+    of samples takes them together. ``meet``: the copies meet after every step."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    children = [
-        subprocess.Popen(
-            [sys.executable, __file__, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(copies)
-    ]
-    results = []
-    for child_process in children:
-        stdout, stderr = child_process.communicate(timeout=3600)
-        if child_process.returncode != 0:
-            raise RuntimeError(f"bench child {args} failed:\n{stderr}")
-        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    shared = SharedArrays()
+    try:
+        meeting = Meeting.arrange(shared, copies) if meet else None
+        children = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    *args,
+                    *(["--meeting", meeting, "--index", str(i)] if meeting else []),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for i in range(copies)
+        ]
+        results = []
+        for child_process in children:
+            stdout, stderr = child_process.communicate(timeout=3600)
+            if child_process.returncode != 0:
+                raise RuntimeError(f"bench child {args} failed:\n{stderr}")
+            results.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        shared.unlink()
     if copies == 1:
         return results[0]
     rate = sum(r["samples"] / median(r["epoch_seconds"]) for r in results)
@@ -324,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=128, help=argparse.SUPPRESS)
     p.add_argument("--net", default="mlp", help=argparse.SUPPRESS)
+    p.add_argument("--meeting", help=argparse.SUPPRESS)
+    p.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument(
         "--sizes", type=int, nargs="+", default=[784, 128, 64, 10], help=argparse.SUPPRESS
     )
@@ -333,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child:
         spec = {**MAIN, **SCALING, **CEILING, **CONV}[args.child]
-        result = child(spec, args.epochs, args.batch, args.sizes, args.seed, args.memory, args.net)
+        meeting = None if args.meeting is None else (args.meeting, args.index)
+        result = child(
+            spec, args.epochs, args.batch, args.sizes, args.seed, args.memory, args.net, meeting
+        )
         print(json.dumps(result))
         return 0
 
@@ -344,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, spec in {**MAIN, **SCALING, **CEILING, **CONV}.items()
         if not (args.no_torch and spec["kind"] == "torch")
     }
-    big = {*SCALING, "ceiling: 2 processes (1024)"}
+    big = {*SCALING, "ceiling: 2 processes (1024)", "synced ceiling: 2 processes (1024)"}
 
     def child_args(name: str, epochs: int, seed: int) -> list[str]:
         batch = specs[name].get("half_of", 2048) // 2 if name in CEILING else None
@@ -368,7 +421,12 @@ def main(argv: list[str] | None = None) -> int:
                 else args.epochs
             )
             copies = 2 if name in CEILING else 1
-            result = run_child(child_args(name, epochs, args.seed + r), spec["threads"], copies)
+            result = run_child(
+                child_args(name, epochs, args.seed + r),
+                spec["threads"],
+                copies,
+                spec.get("meet", False),
+            )
             runs[name].append(result)
     peaks = {name: None for name in CEILING}
     for name, spec in specs.items():
@@ -423,8 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     ):  # samples/s as a share of what two independent processes reach together
         rows_of = frame["table"].str.startswith(table) & frame["trainer"].str.contains("nodenet")
         frame.loc[rows_of, "x_ceiling"] = by_name[ceiling] / frame.loc[rows_of, "seconds_per_epoch"]
+        if f"synced {ceiling}" in by_name:  # and of what they reach meeting once a step
+            synced = by_name[f"synced {ceiling}"]
+            frame.loc[rows_of, "x_synced"] = synced / frame.loc[rows_of, "seconds_per_epoch"]
     ours = frame["trainer"].str.startswith(
-        ("nodenet", "ceiling", "lenet5 nodenet", "lenet5 ceiling")
+        ("nodenet", "ceiling", "synced ceiling", "lenet5 nodenet", "lenet5 ceiling")
     )
     for table, one_core in (
         ("batch 128", "nodenet 1 worker"),
@@ -466,8 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(batch 1024: x {args.scaling_epochs}), medians; {time.perf_counter() - started:.0f} s.",
         "",
         "| trainer | threads | s / epoch | samples / s | x PyTorch 2 thr | x NumPy 2 thr "
-        "| x one core | x ceiling | peak MiB | test acc |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| x one core | x ceiling | x synced | peak MiB | test acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(row, key, spec):
@@ -479,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {row['trainer']} | {row['threads']} | {fmt(row, 'seconds_per_epoch', '.3f')} "
             f"| {fmt(row, 'samples_per_s', ',.0f')} | {fmt(row, 'x_pytorch_2_threads', '.2f')} "
             f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'x_one_core', '.2f')} "
-            f"| {fmt(row, 'x_ceiling', '.2f')} "
+            f"| {fmt(row, 'x_ceiling', '.2f')} | {fmt(row, 'x_synced', '.2f')} "
             f"| {fmt(row, 'peak_mib', '.0f')} "
             f"| {fmt(row, 'test_accuracy', '.4f')} |"
         )
@@ -502,7 +563,13 @@ def main(argv: list[str] | None = None) -> int:
         f"run at once): 2 workers = {by_name['ceiling: 2 processes'] / pool_2:.2f}x the "
         f"ceiling at batch 128 and {two and by_name['ceiling: 2 processes (1024)'] / two:.2f}x "
         f"at batch 1024; the ceiling is {ratio_ceiling(by_name):.2f}x one process alone "
-        "(in-process, 1 thread) at batch 128.",
+        "(in-process, 1 thread) at batch 128. Against the synced ceiling (the same "
+        "processes meeting once a step, the most a pool whose steps equal in-process ones "
+        f"can reach): {by_name['synced ceiling: 2 processes'] / pool_2:.2f}x at batch 128 "
+        f"and {two and by_name['synced ceiling: 2 processes (1024)'] / two:.2f}x at 1024; "
+        "the synced ceiling is "
+        f"{by_name['ceiling: 2 processes'] / by_name['synced ceiling: 2 processes']:.2f}x "
+        f"the ceiling at batch 128 and {by_name['ceiling: 2 processes (1024)'] / by_name['synced ceiling: 2 processes (1024)']:.2f}x at 1024.",
         conv_summary(by_name),
     ]
     (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from nodenet.workers.profiling import Meeting, ceiling_runs
-from nodenet.workers.shared import SharedArrays, attach
+from nodenet.workers.shared import SharedArrays
 
 
-def _meet(spec, index: int, delay_s: float, stop_after: int, out) -> None:
+def _meet(where: str, index: int, delay_s: float, stop_after: int, out) -> None:
     """Steps that each take ``delay_s``, then meet; process 0 stops after ``stop_after``."""
-    arrays, blocks = attach({"meeting": spec})
-    meeting = Meeting(arrays["meeting"], index)
+    meeting = Meeting.join(where, index)
     steps, start = 0, time.perf_counter()
     while True:
         time.sleep(delay_s)
@@ -23,24 +22,20 @@ def _meet(spec, index: int, delay_s: float, stop_after: int, out) -> None:
         if meeting.meet(stop=steps >= stop_after):
             break
     out.put((index, steps, time.perf_counter() - start))
-    meeting.ctl = None
-    arrays.clear()
-    for block in blocks:
-        block.close()
+    meeting.leave()
 
 
 def test_a_meeting_waits_for_the_slowest_and_everyone_stops_at_the_same_step():
     shared, processes = SharedArrays(), []
     try:
-        shared.create("meeting", Meeting.shape(2), np.int64)
-        spec = shared.specs()["meeting"]
+        where = Meeting.arrange(shared, 2)
         context = multiprocessing.get_context("fork")
         out = context.Queue()
         # process 0 is quick and decides to stop after 3 steps; process 1 takes 50 ms a
         # step and would go on for ever without process 0's say
         processes = [
-            context.Process(target=_meet, args=(spec, 0, 0.0, 3, out)),
-            context.Process(target=_meet, args=(spec, 1, 0.05, 10**9, out)),
+            context.Process(target=_meet, args=(where, 0, 0.0, 3, out)),
+            context.Process(target=_meet, args=(where, 1, 0.05, 10**9, out)),
         ]
         for process in processes:
             process.start()
@@ -59,7 +54,7 @@ def test_a_meeting_waits_for_the_slowest_and_everyone_stops_at_the_same_step():
 
 
 def test_a_process_left_alone_at_a_meeting_says_so_within_its_time_limit():
-    ctl = np.zeros(Meeting.shape(2), np.int64)
+    ctl = np.zeros((3, 8), np.int64)  # two processes
     meeting = Meeting(ctl, 0)
     meeting.TIMEOUT_S = 0.1
     start = time.monotonic()

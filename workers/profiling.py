@@ -74,9 +74,7 @@ def ceiling_runs(
     shared, children = SharedArrays(), []
     try:
         if meet:
-            shared.create("meeting", Meeting.shape(processes), np.int64)
-            spec = shared.specs()["meeting"]
-            job["meeting"] = [spec.block, list(spec.shape), spec.dtype]
+            job["meeting"] = Meeting.arrange(shared, processes)
         children = [  # started together, so that they run at once
             subprocess.Popen(
                 [sys.executable, "-c", CEILING_CHILD, json.dumps({**job, "index": i})],
@@ -107,19 +105,42 @@ def ceiling_runs(
 
 
 class Meeting:
-    """``processes`` processes meeting once a step over shared counters ``ctl``
-    (:meth:`shape`; one 64-byte line each): row ``i`` holds the steps process ``i`` has
-    finished, the last row the step after which everyone stops (process 0 decides)."""
+    """Processes meeting once a step over shared counters ``ctl`` (processes + 1, 8)
+    int64, one 64-byte line each: row ``i`` holds the steps process ``i`` has finished,
+    the last row the step after which everyone stops (process 0 decides). The parent
+    calls :meth:`arrange`; each process :meth:`join`, then :meth:`meet` once a step,
+    then :meth:`leave`."""
 
     TIMEOUT_S = 60.0  # a process that waits this long: another one has stopped meeting
 
     def __init__(self, ctl: np.ndarray, index: int):
         self.ctl, self.index, self.steps = ctl, index, 0
         self.processes = len(ctl) - 1
+        self.blocks: list = []
 
     @staticmethod
-    def shape(processes: int) -> tuple[int, int]:
-        return processes + 1, 8
+    def arrange(shared: SharedArrays, processes: int) -> str:
+        """Create the counters of ``processes`` processes in ``shared`` (which unlinks
+        them); returns where they are, for :meth:`join` (JSON text)."""
+        shared.create("meeting", (processes + 1, 8), np.int64)
+        spec = shared.specs()["meeting"]
+        return json.dumps([spec.block, list(spec.shape), spec.dtype])
+
+    @classmethod
+    def join(cls, where: str, index: int) -> Meeting:
+        """Process ``index``'s side of the meeting :meth:`arrange` put ``where``."""
+        block, shape, dtype = json.loads(where)
+        arrays, blocks = attach({"meeting": ArraySpec(block, tuple(shape), dtype)})
+        meeting = cls(arrays["meeting"], index)
+        meeting.blocks = blocks
+        return meeting
+
+    def leave(self) -> None:
+        """Close the shared block (no view of it is left)."""
+        self.ctl = None
+        for block in self.blocks:
+            block.close()
+        self.blocks = []
 
     def meet(self, stop: bool = False) -> bool:
         """Finish a step and wait until every process has finished it; ``stop``
@@ -152,11 +173,7 @@ def ceiling_child() -> None:
     x = Normaliser.fit("zscore", train.x)(train.x).astype(model.dtype)
     t = model.targets(train.y)
     engine, optimizer, rng = InProcess(model, x, t), Adam(), np.random.default_rng(0)
-    arrays, blocks, meeting = {}, [], None
-    if "meeting" in job:
-        block, shape, dtype = job["meeting"]
-        arrays, blocks = attach({"meeting": ArraySpec(block, tuple(shape), dtype)})
-        meeting = Meeting(arrays["meeting"], job["index"])
+    meeting = Meeting.join(job["meeting"], job["index"]) if "meeting" in job else None
 
     def step(stop: bool) -> bool:
         """One training step of ``job["batch"]`` random rows; whether it is the last."""
@@ -177,11 +194,8 @@ def ceiling_child() -> None:
         if step(time.perf_counter() - start >= job["seconds"] and steps >= 5):
             break
     rate = steps * job["batch"] / (time.perf_counter() - start)
-    if meeting is not None:  # no view of the block may be left when it closes
-        meeting.ctl = None
-        arrays.clear()
-    for block in blocks:
-        block.close()
+    if meeting is not None:
+        meeting.leave()
     print(json.dumps({"samples_per_s": rate, "steps": steps}))
 
 
