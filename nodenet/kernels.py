@@ -13,11 +13,14 @@ passes over a (rows, units) uint64 array for it (0.28 ms for 128 x 256), the ker
 (the same wrapping 64-bit operations, so the same masks bit for bit).
 
 Without numba (or with ``NODENET_KERNELS=numpy``) ``available`` is false and the
-optimizers use NumPy. The gradient slots are summed by NumPy first (a numba loop that
-indexes the 2-D slots is not vectorised: 111 us against 18 us). Measured on 109,386
-float32 parameters (2-core AMD EPYC), Adam with averaging after a 2-slot sum: NumPy
-283 us, NumPy sum + this kernel about 80 us; first compile 0.4 s, then loaded from
-numba's cache.
+optimizers use NumPy. The kernel takes the workers' gradient slots as two 1-D arrays:
+the sum of every slot but the last (NumPy adds them first, when there are more than
+two), and the last, which it adds as it reads them (a numba loop that indexes the 2-D
+slots is not vectorised: 111 us against 18 us). Measured on 109,386 float32 parameters
+(2-core AMD EPYC), Adam with averaging after a 2-slot sum: NumPy 283 us, NumPy sum +
+this kernel about 80 us; first compile 0.4 s, then loaded from numba's cache. Adding
+the second slot in the kernel (Intel Xeon, a worker's half, 54,693 float32): 97-104
+against 69-70 us, with or without the average.
 """
 
 from __future__ import annotations
@@ -57,13 +60,16 @@ if available:
     _without_scipy_blas()
 
 
-def _adam(p, g, m, v, avg, n, l2, keep, b1, c1, b2, c2, lr_t, eps_t, a, ca):
-    """In place, for every ``i``: the mean gradient ``g / n`` (``g`` summed over ``n``
-    samples, not written); L2 ``+= l2 * p``; decoupled decay ``p *= keep``;
-    ``m = b1 m + c1 g``; ``v = b2 v + c2 g^2``; ``p -= lr_t m / (sqrt(v) + eps_t)``;
-    then ``avg = a avg + ca p`` when ``ca`` > 0. Every scalar has the arrays' dtype."""
+def _adam(p, g, h, m, v, avg, n, l2, keep, b1, c1, b2, c2, lr_t, eps_t, a, ca):
+    """In place, for every ``i``: the mean gradient ``(g + h) / n``, or ``g / n`` when
+    ``h`` is empty (summed over ``n`` samples, not written; ``h``: the last worker's
+    slot, added as it is read instead of in a pass of its own); L2 ``+= l2 * p``;
+    decoupled decay ``p *= keep``; ``m = b1 m + c1 g``; ``v = b2 v + c2 g^2``;
+    ``p -= lr_t m / (sqrt(v) + eps_t)``; then ``avg = a avg + ca p`` when ``ca`` > 0.
+    Every array is 1-D, every scalar has the arrays' dtype."""
+    two = h.shape[0] == p.shape[0]
     for i in range(p.shape[0]):
-        gi = g[i] / n
+        gi = (g[i] + h[i]) / n if two else g[i] / n
         pi = p[i]
         gi += l2 * pi
         pi = pi * keep
@@ -87,7 +93,7 @@ def warm_up() -> None:
     it once, before it forks any worker, so no worker pays it inside its first step."""
     if available:
         p = np.zeros(1, np.float32)
-        adam(p, p, p, p, p, *np.ones(11, np.float32))
+        adam(p, p, p, p, p, p, *np.ones(11, np.float32))
 
 
 def _dropout_mask(rows, size, base, golden, mix_1, mix_2, rate, scale, out):

@@ -183,10 +183,11 @@ def test_the_slot_sum_adds_the_workers_rows_in_order_as_np_sum_does(dtype):
 )
 def test_the_fused_kernel_equals_the_numpy_rules(monkeypatch, dtype, make):
     """The numba kernel makes the same float operations as the NumPy rules: the same
-    parameters, state and average, bit for bit, over several steps and 1 or 3 slots."""
+    parameters, state and average, bit for bit, over several steps and 1 to 5 slots (the
+    kernel adds the last slot itself)."""
     rng = np.random.default_rng(0)
     n = 1000
-    for slots in (1, 3):
+    for slots in (1, 2, 3, 5):
         start = rng.normal(size=n).astype(dtype)
         results = []
         for use_kernel in (True, False):

@@ -98,7 +98,7 @@ class Adam(Optimizer):
         l2, keep = self.decay_factors(decay)
         kernels.adam(
             p,
-            self.slot_sum(slots, offset, p),
+            *self.slot_pair(slots, offset, p),
             m,
             v,
             avg,

@@ -79,6 +79,18 @@ class Optimizer:
             out += row
         return out
 
+    def slot_pair(
+        self, slots: np.ndarray, offset: int, like: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``slots[:, offset : offset + len(like)]`` as ``(g, h)``, for a rule that adds
+        ``h`` to ``g`` as it reads them: every row but the last summed in order (see
+        :meth:`slot_sum`) and the last row, so that ``g + h`` is :meth:`slot_sum`'s sum
+        bit for bit; with one row, that row and an empty array."""
+        g = slots[:, offset : offset + like.size]
+        if len(g) == 1:
+            return g[0], g[0, :0]
+        return (g[0] if len(g) == 2 else self.slot_sum(slots[:-1], offset, like)), g[-1]
+
     def apply(self, state: dict[str, np.ndarray], p: np.ndarray, g: np.ndarray, decay: bool):
         """Update ``p`` (a whole flat array or any slice of one, with ``state`` sliced
         alike) at step ``self.t``. Every rule is element-wise, so updating slices
