@@ -19,14 +19,13 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 from nodenet.callbacks import Callback
-from nodenet.workers.profiling import Meeting
+from nodenet.workers.profiling import Meeting, run_together
 from nodenet.workers.shared import SharedArrays
 
 HERE = Path(__file__).resolve().parent
@@ -267,27 +266,16 @@ def run_child(args: list[str], threads: int, copies: int = 1, meet: bool = False
     shared = SharedArrays()
     try:
         meeting = Meeting.arrange(shared, copies) if meet else None
-        children = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    *args,
-                    *(["--meeting", meeting, "--index", str(i)] if meeting else []),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
+        commands = [
+            [
+                sys.executable,
+                __file__,
+                *args,
+                *(["--meeting", meeting, "--index", str(i)] if meeting else []),
+            ]
             for i in range(copies)
         ]
-        results = []
-        for child_process in children:
-            stdout, stderr = child_process.communicate(timeout=3600)
-            if child_process.returncode != 0:
-                raise RuntimeError(f"bench child {args} failed:\n{stderr}")
-            results.append(json.loads(stdout.strip().splitlines()[-1]))
+        results = run_together(commands, env, timeout=3600)
     finally:
         shared.unlink()
     if copies == 1:

@@ -35,7 +35,7 @@ from nodenet.training import DEFAULT_AVERAGE
 
 from .profiling import (
     averaging_cost_us,
-    ceiling_samples_per_s,
+    ceiling_runs,
     diagnose,
     measure,
     step_overhead_us,
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
             ("x_ceiling", False, "ceiling"),
             ("x_synced", True, "synced ceiling"),
         ):
-            ceiling = ceiling_samples_per_s(model, batch, args.seconds, args.data_dir, most, meet)
+            runs = ceiling_runs(model, batch, args.seconds, args.data_dir, most, meet)
+            ceiling = sum(run["samples_per_s"] for run in runs)
             print(
                 f"{what} at batch {batch}: {ceiling:,.0f} samples/s ({most} single-thread "
                 f"processes at {max(batch // most, 1)} rows a step, "

@@ -30,30 +30,6 @@ CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_ch
 FAULTS_PER_STEP = 64
 
 
-def ceiling_samples_per_s(
-    model: Model,
-    batch: int,
-    seconds: float,
-    data_dir: str | None,
-    processes: int = 2,
-    meet: bool = False,
-) -> float:
-    """The pool's ceiling on this machine: ``processes`` independent single-thread
-    processes, each training ``model``'s architecture in itself at ``batch //
-    processes`` rows a step on MNIST at the same time, with no communication; their
-    samples/s added up is the most a pool of that many workers can reach here.
-
-    With ``meet`` the same processes meet once a step, between the gradient and the
-    optimizer step (a barrier; no data passes): the *synced ceiling*. A pool whose steps
-    equal in-process ones needs every worker's gradient before any worker starts the
-    next step, so it waits at least once a step for its slowest worker: this is the most
-    such a pool can reach here, whatever it exchanges and however."""
-    return sum(
-        run["samples_per_s"]
-        for run in ceiling_runs(model, batch, seconds, data_dir, processes, meet)
-    )
-
-
 def ceiling_runs(
     model: Model,
     batch: int,
@@ -62,46 +38,58 @@ def ceiling_runs(
     processes: int = 2,
     meet: bool = False,
 ) -> list[dict]:
-    """Run the processes of :func:`ceiling_samples_per_s`; per process, its
-    ``samples_per_s`` and ``steps`` (the steps timed, after three to warm up)."""
+    """The pool's ceiling on this machine: ``processes`` independent single-thread
+    processes, each training ``model``'s architecture in itself at ``batch //
+    processes`` rows a step on MNIST at the same time, with no communication; their
+    samples/s added up is the most a pool of that many workers can reach here. Returns
+    each process's ``samples_per_s`` and ``steps`` (timed, after three to warm up).
+
+    With ``meet`` the same processes meet once a step, between the gradient and the
+    optimizer step (a barrier; no data passes): the *synced ceiling*. A pool whose steps
+    equal in-process ones needs every worker's gradient before any worker starts the
+    next step, so it waits at least once a step for its slowest worker: this is the most
+    such a pool can reach here, whatever it exchanges and however."""
     job = {
         "config": model.config(),
         "batch": max(batch // processes, 1),
         "seconds": seconds,
         "data_dir": data_dir,
     }
-    env = worker_environment()
-    shared, children = SharedArrays(), []
+    shared = SharedArrays()
     try:
         if meet:
             job["meeting"] = Meeting.arrange(shared, processes)
-        children = [  # started together, so that they run at once
-            subprocess.Popen(
-                [sys.executable, "-c", CEILING_CHILD, json.dumps({**job, "index": i})],
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
+        commands = [
+            [sys.executable, "-c", CEILING_CHILD, json.dumps({**job, "index": i})]
             for i in range(processes)
         ]
-        runs = []
-        for child in children:
-            try:
-                out, _ = child.communicate(timeout=300 + 10 * seconds)
-            except subprocess.TimeoutExpired:
-                for other in children:
-                    other.kill()
-                raise
-            if child.returncode != 0:
-                raise RuntimeError(f"a ceiling process failed (exit code {child.returncode})")
-            runs.append(json.loads(out.strip().splitlines()[-1]))
-        return runs
+        return run_together(commands, worker_environment(), timeout=300 + 10 * seconds)
     finally:
-        for child in children:  # none is left behind (Ctrl-C, a failed one)
+        shared.unlink()
+
+
+def run_together(commands: list[list[str]], env: dict, timeout: float) -> list[dict]:
+    """Start every command at once, then return the last line each one printed, read as
+    JSON. One that fails raises ``RuntimeError`` (its standard error is left on this
+    process's); none is left running (a failure, a timeout, Ctrl-C)."""
+    children: list[subprocess.Popen] = []
+    try:
+        for command in commands:
+            children.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env))
+        results = []
+        for command, child in zip(commands, children, strict=True):
+            out, _ = child.communicate(timeout=timeout)
+            if child.returncode != 0:
+                raise RuntimeError(
+                    f"{' '.join(command[1:3])} ... failed (exit code {child.returncode})"
+                )
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-        shared.unlink()
 
 
 class Meeting:
