@@ -26,7 +26,6 @@ from pathlib import Path
 
 from nodenet.callbacks import Callback
 from nodenet.workers.profiling import Meeting, run_together
-from nodenet.workers.shared import SharedArrays
 
 HERE = Path(__file__).resolve().parent
 
@@ -147,7 +146,7 @@ def child(
     """Run one trainer in this process and return its measurements. With ``memory`` only
     the peak memory is measured: the PSS sampler reads /proc/<pid>/smaps_rollup, which
     walks each worker's page tables under its mmap lock and slowed 2 workers by 30%.
-    ``meeting``: ``(spec, index)`` of a synced ceiling's shared counters, met after every
+    ``meeting``: ``(where, index)`` of a synced ceiling's shared counters, met after every
     step (every process of it takes the same steps)."""
 
     from nodenet.data import Normaliser, load_mnist
@@ -263,9 +262,7 @@ def run_child(args: list[str], threads: int, copies: int = 1, meet: bool = False
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = str(threads)
-    shared = SharedArrays()
-    try:
-        meeting = Meeting.arrange(shared, copies) if meet else None
+    with Meeting.arranged(copies) if meet else contextlib.nullcontext() as meeting:
         commands = [
             [
                 sys.executable,
@@ -276,8 +273,6 @@ def run_child(args: list[str], threads: int, copies: int = 1, meet: bool = False
             for i in range(copies)
         ]
         results = run_together(commands, env, timeout=3600)
-    finally:
-        shared.unlink()
     if copies == 1:
         return results[0]
     rate = sum(r["samples"] / median(r["epoch_seconds"]) for r in results)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from nodenet.workers.profiling import Meeting, ceiling_runs
-from nodenet.workers.shared import SharedArrays
 
 
 def _meet(where: str, index: int, delay_s: float, stop_after: int, out) -> None:
@@ -26,28 +25,27 @@ def _meet(where: str, index: int, delay_s: float, stop_after: int, out) -> None:
 
 
 def test_a_meeting_waits_for_the_slowest_and_everyone_stops_at_the_same_step():
-    shared, processes = SharedArrays(), []
-    try:
-        where = Meeting.arrange(shared, 2)
-        context = multiprocessing.get_context("fork")
-        out = context.Queue()
-        # process 0 is quick and decides to stop after 3 steps; process 1 takes 50 ms a
-        # step and would go on for ever without process 0's say
-        processes = [
-            context.Process(target=_meet, args=(where, 0, 0.0, 3, out)),
-            context.Process(target=_meet, args=(where, 1, 0.05, 10**9, out)),
-        ]
-        for process in processes:
-            process.start()
-        results = sorted(out.get(timeout=20) for _ in processes)
-        for process in processes:
-            process.join(timeout=10)
-            assert process.exitcode == 0
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        shared.unlink()
+    processes = []
+    with Meeting.arranged(2) as where:
+        try:
+            context = multiprocessing.get_context("fork")
+            out = context.Queue()
+            # process 0 is quick and decides to stop after 3 steps; process 1 takes 50 ms
+            # a step and would go on for ever without process 0's say
+            processes = [
+                context.Process(target=_meet, args=(where, 0, 0.0, 3, out)),
+                context.Process(target=_meet, args=(where, 1, 0.05, 10**9, out)),
+            ]
+            for process in processes:
+                process.start()
+            results = sorted(out.get(timeout=20) for _ in processes)
+            for process in processes:
+                process.join(timeout=10)
+                assert process.exitcode == 0
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.kill()
     (_, steps_0, seconds_0), (_, steps_1, _) = results
     assert steps_0 == steps_1 == 3
     assert seconds_0 >= 3 * 0.05 * 0.9  # the quick one waited for the slow one each step

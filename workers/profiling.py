@@ -4,11 +4,13 @@ overhead, the ceiling of two cores, and a plain-words diagnosis of the bottlenec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,17 +57,14 @@ def ceiling_runs(
         "seconds": seconds,
         "data_dir": data_dir,
     }
-    shared = SharedArrays()
-    try:
-        if meet:
-            job["meeting"] = Meeting.arrange(shared, processes)
+    with Meeting.arranged(processes) if meet else contextlib.nullcontext() as where:
+        if where is not None:
+            job["meeting"] = where
         commands = [
             [sys.executable, "-c", CEILING_CHILD, json.dumps({**job, "index": i})]
             for i in range(processes)
         ]
         return run_together(commands, worker_environment(), timeout=300 + 10 * seconds)
-    finally:
-        shared.unlink()
 
 
 def run_together(commands: list[list[str]], env: dict, timeout: float) -> list[dict]:
@@ -96,7 +95,7 @@ class Meeting:
     """Processes meeting once a step over shared counters ``ctl`` (processes + 1, 8)
     int64, one 64-byte line each: row ``i`` holds the steps process ``i`` has finished,
     the last row the step after which everyone stops (process 0 decides). The parent
-    calls :meth:`arrange`; each process :meth:`join`, then :meth:`meet` once a step,
+    holds them (:meth:`arranged`); each process :meth:`join`, then :meth:`meet` once a step,
     then :meth:`leave`."""
 
     TIMEOUT_S = 60.0  # a process that waits this long: another one has stopped meeting
@@ -107,16 +106,21 @@ class Meeting:
         self.blocks: list = []
 
     @staticmethod
-    def arrange(shared: SharedArrays, processes: int) -> str:
-        """Create the counters of ``processes`` processes in ``shared`` (which unlinks
-        them); returns where they are, for :meth:`join` (JSON text)."""
-        shared.create("meeting", (processes + 1, 8), np.int64)
-        spec = shared.specs()["meeting"]
-        return json.dumps([spec.block, list(spec.shape), spec.dtype])
+    @contextlib.contextmanager
+    def arranged(processes: int) -> Iterator[str]:
+        """The counters of ``processes`` processes in shared memory, for as long as the
+        ``with`` block runs; yields where they are, for :meth:`join` (JSON text)."""
+        shared = SharedArrays()
+        try:
+            shared.create("meeting", (processes + 1, 8), np.int64)
+            spec = shared.specs()["meeting"]
+            yield json.dumps([spec.block, list(spec.shape), spec.dtype])
+        finally:
+            shared.unlink()
 
     @classmethod
     def join(cls, where: str, index: int) -> Meeting:
-        """Process ``index``'s side of the meeting :meth:`arrange` put ``where``."""
+        """Process ``index``'s side of the meeting :meth:`arranged` put ``where``."""
         block, shape, dtype = json.loads(where)
         arrays, blocks = attach({"meeting": ArraySpec(block, tuple(shape), dtype)})
         meeting = cls(arrays["meeting"], index)
