@@ -77,8 +77,8 @@ class EpochBatches:
                 self.before_step(self.submitted)
                 self.engine.submit(self.rows(self.submitted), self.optimizer)
                 self.submitted += 1
-            b, n = self.done, len(self.rows(self.done))
-            weight = weight_sum(self.weights, self.rows(self.done))
+            b, rows = self.done, self.rows(self.done)
+            n, weight = len(rows), weight_sum(self.weights, rows)
             loss, correct = self.engine.collect()
             self.done += 1
             self.loss_sum, self.n_correct, self.samples = (

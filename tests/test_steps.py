@@ -91,3 +91,30 @@ def test_a_parent_waiting_for_its_only_step_sleeps_most_of_a_step_then_looks_oft
     monkeypatch.setattr(steps_module.time, "sleep", sleep)
     steps.result(0)
     assert naps == [pytest.approx(0.0018), pytest.approx(0.000125), pytest.approx(0.000125)]
+
+
+def test_every_slot_holds_the_optimizer_settings_of_the_step_in_it():
+    """The parent writes a slot's settings only when they differ from what the slot
+    holds: a learning rate changed between steps reaches exactly the steps after it."""
+    r = ring(slots=4)
+    steps = Steps(r, lambda: None, never, 30.0)
+    first, second = (0.1, 0.9), (0.05, 0.9)
+    published = []
+    for s, hyper in enumerate([first] * 6 + [second] * 3 + [first] * 3):
+        r.steps_done[:] = max(s - 3, 0)  # the workers have freed the slot this step reuses
+        steps.publish(TRAIN, np.arange(4), s + 1, 0, hyper, 4.0)
+        published.append(hyper)
+        for slot in range(r.slots):  # the last step in each slot, and its settings
+            last = max(i for i in range(s + 1) if i % r.slots == slot) if slot <= s else None
+            if last is not None:
+                assert tuple(r.hyper[slot, :2]) == published[last], (s, slot)
+
+
+def test_a_steps_results_are_the_workers_added_up_in_worker_order():
+    r = ring(workers=3)
+    steps = Steps(r, lambda: None, never, 30.0)
+    step = steps.publish(TRAIN, np.arange(4), 1, 0, None, 4.0)
+    r.results[r.slot(step)] = [[0.1, 1.0], [1e16, 2.0], [-1e16, 0.0]]
+    r.steps_done[:] = 1
+    # in worker order 0.1 + 1e16 - 1e16 is 0.0 in float64, not 0.1
+    assert steps.result(step) == (0.1 + 1e16 - 1e16, 3.0) == (0.0, 3.0)

@@ -290,7 +290,7 @@ class WorkerPool:
         hyper = None
         if optimizer is not None:
             config = optimizer.config()
-            hyper = [config[key] for key in optimizer_settings(optimizer.name)]
+            hyper = tuple(map(config.__getitem__, optimizer_settings(optimizer.name)))
         t = optimizer.t if optimizer is not None else step
         norm = weight_sum(self.w, indices)
         return self.steps.publish(kind, indices, t, self.chunk or 0, hyper, norm)
