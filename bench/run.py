@@ -7,8 +7,11 @@ Every trainer runs in a fresh subprocess (its own BLAS/OpenMP thread settings, i
 memory peak), the trainers alternate round by round, and each figure is the median
 over all its epochs. Configuration of the main table: 784-128-64-10, ReLU/Softmax,
 Adam 1e-3, batch 128, float32, full 60,000-image epochs, z-scored pixels; the time is
-that of the shuffle + mini-batch loop. Writes bench/results.csv, bench/results.md and
-bench/results.png.
+that of the shuffle + mini-batch loop. The steal column is the share of the CPUs' time
+the hypervisor took for other guests while the trainer ran (median over the rounds; on
+the shared 2-vCPU hosts it rises when both vCPUs are busy, and it costs a pool, whose
+workers meet every step, more than independent processes). Writes bench/results.csv,
+bench/results.md and bench/results.png.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 
 from nodenet.callbacks import Callback
-from nodenet.workers.profiling import Meeting, run_together
+from nodenet.workers.profiling import Meeting, Steal, run_together
 
 HERE = Path(__file__).resolve().parent
 
@@ -272,15 +275,17 @@ def run_child(args: list[str], threads: int, copies: int = 1, meet: bool = False
             ]
             for i in range(copies)
         ]
-        results = run_together(commands, env, timeout=3600)
+        with Steal() as steal:
+            results = run_together(commands, env, timeout=3600)
     if copies == 1:
-        return results[0]
+        return {**results[0], "steal": steal.share}
     rate = sum(r["samples"] / median(r["epoch_seconds"]) for r in results)
     return {
         "epoch_seconds": [results[0]["samples"] / rate],
         "samples": results[0]["samples"],
         "accuracy": sum(r["accuracy"] for r in results) / copies,
         "peak_mib": None,
+        "steal": steal.share,
     }
 
 
@@ -444,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                 "peak_mib": peaks[name],
                 "test_accuracy": sum(result["accuracy"] for result in results) / len(results),
                 "epochs_measured": len(seconds),
+                "steal": median([result["steal"] for result in results]),
             }
         )
     frame = pd.DataFrame(rows)
@@ -510,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(batch 1024: x {args.scaling_epochs}), medians; {time.perf_counter() - started:.0f} s.",
         "",
         "| trainer | threads | s / epoch | samples / s | x PyTorch 2 thr | x NumPy 2 thr "
-        "| x one core | x ceiling | x synced | peak MiB | test acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| x one core | x ceiling | x synced | peak MiB | test acc | steal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt(row, key, spec):
@@ -525,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {fmt(row, 'x_numpy_2_threads', '.2f')} | {fmt(row, 'x_one_core', '.2f')} "
             f"| {fmt(row, 'x_ceiling', '.2f')} | {fmt(row, 'x_synced', '.2f')} "
             f"| {fmt(row, 'peak_mib', '.0f')} "
-            f"| {fmt(row, 'test_accuracy', '.4f')} |"
+            f"| {fmt(row, 'test_accuracy', '.4f')} | {fmt(row, 'steal', '.0%')} |"
         )
     pool_2 = by_name.get("nodenet 2 workers")
     ratio = lambda name: by_name[name] / pool_2 if pool_2 and name in by_name else float("nan")  # noqa: E731

@@ -116,13 +116,27 @@ def test_the_profile_names_page_faults_when_workers_map_fresh_memory_every_step(
     from nodenet.workers.profiling import FAULTS_PER_STEP, diagnose
 
     row = {"workers": 2, "chunk": "auto", "batch": 128, "samples_per_s": 1e4, "ms_per_step": 10}
-    row |= {"utilisation": 0.9, "idle_share": 0.05, "barrier_share": 0.05}
+    row |= {"utilisation": 0.9, "idle_share": 0.05, "barrier_share": 0.05, "steal": 0.0}
     for faults, named in ((2.0, False), (FAULTS_PER_STEP, False), (FAULTS_PER_STEP + 1, True)):
         (finding,) = diagnose(pd.DataFrame([row | {"faults_per_step": faults}]), {})
         assert ("fresh pages a step" in finding) == named, finding
     (finding,) = diagnose(pd.DataFrame([row | {"faults_per_step": 300.0}]), {})
     assert "faults in 300 fresh pages a step (1.2 MB)" in finding
     assert "10,000 samples/s. Bottleneck:" in finding  # no 1-worker row: no "nanx"
+
+
+def test_the_profile_names_the_hypervisors_steal_when_it_took_the_cpus():
+    import pandas as pd
+
+    from nodenet.workers.profiling import STEAL_SHARE, diagnose
+
+    row = {"workers": 2, "chunk": "auto", "batch": 128, "samples_per_s": 1e4, "ms_per_step": 1}
+    row |= {"utilisation": 0.6, "idle_share": 0.05, "barrier_share": 0.35, "faults_per_step": 1}
+    for steal, named in ((0.02, False), (STEAL_SHARE, False), (0.3, True), (float("nan"), False)):
+        (finding,) = diagnose(pd.DataFrame([row | {"steal": steal}]), {})
+        assert ("(steal) while it ran" in finding) == named, finding
+    (finding,) = diagnose(pd.DataFrame([row | {"steal": 0.3}]), {})
+    assert "The hypervisor took 30% of the CPUs' time" in finding
 
 
 @pytest.mark.parametrize(

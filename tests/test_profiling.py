@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from nodenet.workers.profiling import Meeting, ceiling_runs
+from nodenet.workers import profiling
+from nodenet.workers.profiling import Meeting, Steal, ceiling_runs, cpu_ticks
 
 
 def _meet(where: str, index: int, delay_s: float, stop_after: int, out) -> None:
@@ -73,3 +74,30 @@ def test_the_ceiling_processes_run_at_once_and_the_synced_ones_meet_every_step(m
     assert not [
         name for name in os.listdir("/dev/shm") if name.startswith(f"nodenet_{os.getpid()}_")
     ]
+
+
+def test_cpu_ticks_reads_the_steal_and_the_total_of_every_cpu(tmp_path):
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text("cpu  100 2 30 500 4 0 6 58 0 0\ncpu0 50 1 15 250 2 0 3 29 0 0\n")
+    assert cpu_ticks(str(stat)) == (58, 700)
+    assert cpu_ticks(str(tmp_path / "missing")) is None
+    stat.write_text("intr 1 2 3\n")
+    assert cpu_ticks(str(stat)) is None
+
+
+def test_steal_is_the_hypervisors_share_of_the_time_the_block_took(monkeypatch):
+    readings = iter([(10, 1000), (40, 1200)])
+    monkeypatch.setattr(profiling, "cpu_ticks", lambda: next(readings))
+    with Steal() as steal:
+        pass
+    assert steal.share == pytest.approx(30 / 200)
+    monkeypatch.setattr(profiling, "cpu_ticks", lambda: None)  # not Linux
+    with Steal() as steal:
+        pass
+    assert np.isnan(steal.share)
+    if os.path.exists("/proc/stat"):  # the real counters move forward
+        monkeypatch.undo()
+        with Steal() as steal:
+            time.sleep(0.05)
+        assert 0 <= steal.share <= 1

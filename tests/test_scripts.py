@@ -359,6 +359,9 @@ def test_profile_workers_prints_a_table_names_a_bottleneck_and_plots(mnist, tmp_
     for batch in (128, 1024):
         assert f"\nceiling at batch {batch}:" in result.stdout
         assert f"synced ceiling at batch {batch}:" in result.stdout
+    assert len(re.findall(r"meeting once a step; steal \d+%\)", result.stdout)) == 2
+    if os.path.exists("/proc/stat"):  # the hypervisor's share while each row ran
+        assert table["steal"].between(0, 1).all(), table["steal"]
     # against 2 single-thread processes, independent or meeting once a step, for the
     # 2-worker rows only
     for column in ("x_ceiling", "x_synced"):

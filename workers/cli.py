@@ -10,7 +10,8 @@ Prints a table (with ``x_one_core``: samples/s against one worker at the same ba
 for the most workers, ``x_ceiling``: against as many independent single-thread
 processes training at once, and ``x_synced``: against the same processes meeting once a
 step, the most a pool whose steps equal in-process ones can reach; ``faults_per_step``:
-each worker's page faults a step),
+each worker's page faults a step; ``steal``: the share of the CPUs' time a hypervisor
+took for other guests while the row was measured),
 names the bottleneck it finds, says what Polyak averaging costs, and writes profile.csv
 and profile.png into --out.
 """
@@ -34,6 +35,7 @@ from nodenet.settings import Setting
 from nodenet.training import DEFAULT_AVERAGE
 
 from .profiling import (
+    Steal,
     averaging_cost_us,
     ceiling_runs,
     diagnose,
@@ -121,12 +123,14 @@ def main(argv: list[str] | None = None, prog: str = "nodenet profile") -> int:
             ("x_ceiling", False, "ceiling"),
             ("x_synced", True, "synced ceiling"),
         ):
-            runs = ceiling_runs(model, batch, args.seconds, args.data_dir, most, meet)
+            with Steal() as steal:
+                runs = ceiling_runs(model, batch, args.seconds, args.data_dir, most, meet)
             ceiling = sum(run["samples_per_s"] for run in runs)
             print(
                 f"{what} at batch {batch}: {ceiling:,.0f} samples/s ({most} single-thread "
                 f"processes at {max(batch // most, 1)} rows a step, "
-                f"{'meeting once a step' if meet else 'independent'})",
+                f"{'meeting once a step' if meet else 'independent'}; "
+                f"steal {steal.share:.0%})",
                 flush=True,
             )
             table.loc[rows_of, column] = table.loc[rows_of, "samples_per_s"] / ceiling

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,6 +31,44 @@ CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_ch
 #: fresh memory every step (LeNet-5's workers took 240-425 before they kept the memory a
 #: pass frees, and spent 10-20% of their time in the kernel; 0-10 is usual)
 FAULTS_PER_STEP = 64
+#: the hypervisor's share of the CPUs' time above which ``diagnose`` names it: on the
+#: 2-vCPU KVM hosts measured, a lone process saw 5-7% and two busy workers 11-39%, and
+#: at 17-39% a 54-100-7 pool's steps took 1.8-5.3 ms against 0.6-0.9 ms in-process
+STEAL_SHARE = 0.10
+
+
+def cpu_ticks(path: str = "/proc/stat") -> tuple[int, int] | None:
+    """``(steal, total)``: the clock ticks every CPU has spent since boot that a
+    hypervisor gave to other guests ("steal"), and all of them, from the first line of
+    ``path``; ``None`` where it cannot be read (not Linux)."""
+    try:
+        with open(path) as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+class Steal:
+    """``with Steal() as steal: ...``; then ``steal.share`` is the share of all the
+    CPUs' time that the hypervisor took for other guests while the block ran: 0 on
+    bare metal, NaN where it cannot be read. Two workers meeting every step each wait
+    out any time the other's virtual CPU is taken, so runs with a high share say more
+    about the host than about the pool."""
+
+    share = math.nan
+
+    def __enter__(self) -> Steal:
+        self.start = cpu_ticks()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        end = cpu_ticks()
+        if self.start is not None and end is not None and end[1] > self.start[1]:
+            self.share = (end[0] - self.start[0]) / (end[1] - self.start[1])
 
 
 def ceiling_runs(
@@ -262,6 +301,7 @@ class Measurement:
     seconds: float
     stats: pd.DataFrame  # per-worker counter deltas over the measured steps
     faults: list[int | None]  # per-worker page faults over the measured steps
+    steal: float  # the hypervisor's share of the CPUs' time over the measured steps
 
     def row(self) -> dict:
         s = self.stats
@@ -290,6 +330,7 @@ class Measurement:
                 if self.faults and None not in self.faults
                 else float("nan")
             ),
+            "steal": self.steal,
         }
 
 
@@ -315,7 +356,8 @@ def measure(
                 run_steps(pool, opt, [draw() for _ in range(pool.ahead)])  # warm up
                 faults = [minor_faults(pid) for pid in pool.pids]
                 before, start = pool.stats(), time.perf_counter()
-                steps = run_steps(pool, opt, _batches_for(seconds, draw))
+                with Steal() as steal:
+                    steps = run_steps(pool, opt, _batches_for(seconds, draw))
                 elapsed = time.perf_counter() - start
                 after = pool.stats()
                 faults = [
@@ -327,7 +369,9 @@ def measure(
                     - before[list(WorkerPool.COUNTERS)].to_numpy()
                 )
                 stats = pd.DataFrame(delta, columns=WorkerPool.COUNTERS)
-                results.append(Measurement(workers, chunk, batch, steps, elapsed, stats, faults))
+                results.append(
+                    Measurement(workers, chunk, batch, steps, elapsed, stats, faults, steal.share)
+                )
     return results
 
 
@@ -357,6 +401,12 @@ def diagnose(table: pd.DataFrame, overhead_us: dict[int, float]) -> list[str]:
                 f" Each worker also faults in {best['faults_per_step']:.0f} fresh pages a "
                 f"step ({best['faults_per_step'] * 4 / 1024:.1f} MB): memory given back "
                 f"and mapped again every step, time spent in the kernel."
+            )
+        if best["steal"] > STEAL_SHARE:
+            cause += (
+                f" The hypervisor took {best['steal']:.0%} of the CPUs' time (steal) while "
+                f"it ran: a worker whose virtual CPU is taken holds the other at the "
+                f"barrier, so this run says more about the host than the pool."
             )
         findings.append(
             f"batch {batch}: best {int(best['workers'])} workers, chunk "
