@@ -38,6 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from nodenet.sklearn import NodenetClassifier, NodenetRegressor
+from nodenet.workers.profiling import Steal
 
 HERE = Path(__file__).resolve().parent
 SETS = {
@@ -120,12 +121,13 @@ def timing_rows(epochs: int, repeats: int) -> list[str]:
         ("make_classification (200,000 x 54)", x_big, y_big, epochs, repeats),
     ]
     rows = [
-        "| data | threads | MLP s/epoch | nodenet s/epoch | x faster | nodenet workers=2 s/epoch | x faster |",
-        "|---|---|---|---|---|---|---|",
+        "| data | threads | MLP s/epoch | nodenet s/epoch | x faster | nodenet workers=2 s/epoch "
+        "| x faster | x nodenet | steal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, x, y, n_epochs, n_repeats in cases:
         for threads in (1, None):
-            times = {"theirs": [], "ours": [], "pool": []}
+            times = {"theirs": [], "ours": [], "pool": [], "steal": []}
             for _ in range(n_repeats):  # alternating, medians
                 times["theirs"].append(
                     epoch_seconds(MLPClassifier(random_state=0), x, y, n_epochs, threads)
@@ -135,16 +137,37 @@ def timing_rows(epochs: int, repeats: int) -> list[str]:
                 )
                 if x is x_big:
                     pool = NodenetClassifier(random_state=0, workers=2)
-                    times["pool"].append(epoch_seconds(pool, x, y, n_epochs, threads))
+                    with Steal() as steal:
+                        times["pool"].append(epoch_seconds(pool, x, y, n_epochs, threads))
+                    times["steal"].append(steal.share)
             theirs, ours = statistics.median(times["theirs"]), statistics.median(times["ours"])
             pool = statistics.median(times["pool"]) if times["pool"] else None
-            pool_cells = f"{pool:.3f} | {theirs / pool:.2f}x" if pool else " | "
+            pool_cells = (
+                f"{pool:.3f} | {theirs / pool:.2f}x | {ours / pool:.2f}x "
+                f"| {statistics.median(times['steal']):.0%}"
+                if pool
+                else " |  |  | "
+            )
             rows.append(
                 f"| {label} | {threads or 'default'} | {theirs:.3f} | {ours:.3f} | "
                 f"{theirs / ours:.2f}x | {pool_cells} |"
             )
             print(rows[-1], flush=True)
     return rows
+
+
+ACCURACY, TIMING = "| data | input |", "| data | threads |"  # how each table's header starts
+
+
+def earlier_table(path: Path, header: str) -> list[str]:
+    """The lines of the table in ``path`` whose header row starts with ``header`` (kept
+    when ``--only`` runs the other table), or none."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    start = next((i for i, line in enumerate(lines) if line.startswith(header)), len(lines))
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return lines[start:end]
 
 
 def main() -> None:
@@ -156,17 +179,25 @@ def main() -> None:
     warnings.simplefilter("ignore", ConvergenceWarning)
     folds, epochs, repeats, seeds = (3, 2, 1, 2) if args.quick else (5, 10, 3, args.seeds)
     started = time.perf_counter()
-    accuracy = [] if args.only == "timing" else accuracy_rows(folds, seeds)
-    timing = [] if args.only == "accuracy" else timing_rows(epochs, repeats)
+    out = HERE / "sklearn_results.md"
+    accuracy = (
+        earlier_table(out, ACCURACY) if args.only == "timing" else accuracy_rows(folds, seeds)
+    )
+    timing = earlier_table(out, TIMING) if args.only == "accuracy" else timing_rows(epochs, repeats)
     import sklearn
 
     head = (
         f"`python bench/sklearn_bench.py` on {datetime.date.today()}: {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}; {folds}-fold, "
         f"default parameters of both; {time.perf_counter() - started:.0f} s."
+        + (
+            f" The {'accuracy' if args.only == 'timing' else 'timing'} table is an earlier run's."
+            if args.only
+            else ""
+        )
     )
     text = "\n".join([head, "", *accuracy, "", *timing, ""])
-    (HERE / "sklearn_results.md").write_text(text)
+    out.write_text(text)
     print("\n" + text)
 
 
