@@ -33,7 +33,8 @@ CEILING_CHILD = "from nodenet.workers.profiling import ceiling_child; ceiling_ch
 FAULTS_PER_STEP = 64
 #: the hypervisor's share of the CPUs' time above which ``diagnose`` names it: on the
 #: 2-vCPU KVM hosts measured, a lone process saw 5-7% and two busy workers 11-39%, and
-#: at 17-39% a 54-100-7 pool's steps took 1.8-5.3 ms against 0.6-0.9 ms in-process
+#: at 17-39% a 54-100-7 pool's steps took 1.8-5.3 ms against 0.87-1.0 ms in-process in the
+#: same spell
 STEAL_SHARE = 0.10
 
 
