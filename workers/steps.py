@@ -102,10 +102,8 @@ class Steps:
         (a 4-3-2 net: 335 us a step against 47 us in-process)."""
         if step < self.done:  # (the parent's common case: a plain comparison)
             return
-        self.done = min(self.ring.steps_done.tolist())
-        if self.done <= step:  # (the nap is worked out only when the parent must sleep)
+        if self.look() <= step:  # (the nap is worked out only when the parent must sleep)
             self.sleep_until(step, max(1, self.published - step))
-            self.done = min(self.ring.steps_done.tolist())
             if step > 0:  # step 0 carries the workers' warm-up
                 waited = time.monotonic() - self.started[self.ring.slot(step)]
                 self.longest_s = max(self.longest_s, waited)
@@ -114,11 +112,10 @@ class Steps:
         """Sleep until every worker has finished ``step``, ``ahead`` steps in flight: a
         first nap until about half of them should be done (most of the one step when it
         is the only one), then naps of a sixteenth of a step."""
-        done = self.ring.steps_done
         step_s = self.step_seconds()
         nap = step_s * max(ahead / 2, FIRST_NAP_ALONE)
         last_check = time.monotonic()
-        while done.min() <= step:
+        while self.look() <= step:
             time.sleep(min(MAX_WAIT_S, max(MIN_WAIT_S, nap)))
             nap = step_s / 16
             now = time.monotonic()
@@ -128,6 +125,11 @@ class Steps:
                 waited = now - self.started[self.ring.slot(step)]
                 if waited > max(self.hang_floor_s, HANG_FACTOR * self.longest_s):
                     self.hung(step, waited)
+
+    def look(self) -> int:
+        """Read how many steps every worker has finished into ``done``; return it."""
+        self.done = min(self.ring.steps_done.tolist())
+        return self.done
 
     def step_seconds(self) -> float:
         """Worker 0's seconds of work per step over the steps since the last look."""
